@@ -1,0 +1,13 @@
+"""Exceptions raised by the storage layer."""
+
+
+class StorageError(Exception):
+    """Base class of every storage error."""
+
+
+class NotFoundError(StorageError):
+    """A row looked up by id or key does not exist."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached or its schema cannot be brought up to date."""

@@ -1,0 +1,160 @@
+"""SQLAlchemy 2.0 tables: the only place ORM models are defined."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def _enum_column(enum_class: type[enum.Enum]) -> Enum:
+    # Store the lowercase values, not the member names, as portable VARCHARs.
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def utc_now() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Role(enum.StrEnum):
+    """Who wrote a message."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class ConversationStatus(enum.StrEnum):
+    """Life-cycle state of a conversation."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DocumentKind(enum.StrEnum):
+    """Format a knowledge document was read from."""
+
+    MARKDOWN = "markdown"
+    TEXT = "text"
+    HTML = "html"
+    FAQ = "faq"
+    DIALOG = "dialog"
+
+
+class Conversation(Base):
+    """One support conversation, imported or live."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[str] = mapped_column(String(64), default="chat")
+    status: Mapped[ConversationStatus] = mapped_column(
+        _enum_column(ConversationStatus), default=ConversationStatus.OPEN
+    )
+    language: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, onupdate=utc_now
+    )
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation",
+        order_by="Message.seq",
+        cascade="all, delete-orphan",
+    )
+
+
+class Message(Base):
+    """One turn of a conversation. ``seq`` orders turns and is unique per conversation."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[Role] = mapped_column(_enum_column(Role))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class KnowledgeDocument(Base):
+    """A help-centre document, FAQ file or set of past answers, identified by its source."""
+
+    __tablename__ = "knowledge_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024), unique=True)
+    title: Mapped[str] = mapped_column(String(1024))
+    kind: Mapped[DocumentKind] = mapped_column(_enum_column(DocumentKind))
+    language: Mapped[str | None] = mapped_column(String(16))
+    checksum: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, onupdate=utc_now
+    )
+
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="document",
+        order_by="Chunk.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class Chunk(Base):
+    """A retrievable unit of a document: a passage, or a question with its answer.
+
+    For passages ``question`` is empty and ``text`` is embedded. For FAQ entries and
+    past agent answers ``question`` is embedded and ``text`` holds the answer.
+    """
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_document_position", "document_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(1024))
+    question: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    embedding_model: Mapped[str | None] = mapped_column(String(255))
+    # float32 vector, stored so that the FAISS index can be rebuilt without re-embedding.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    document: Mapped[KnowledgeDocument] = relationship(back_populates="chunks")

@@ -1,0 +1,85 @@
+"""Shared fixtures: databases, settings and the packaged models."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import create_db_engine, create_session_factory, upgrade_schema
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SUPPORTBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """Folder of the public datasets, from SUPPORTBOT_DATA_DIR."""
+    value = os.environ.get("SUPPORTBOT_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("SUPPORTBOT_DATA_DIR is not set to a folder of the public datasets")
+    return Path(value)
+
+
+def _create_postgres_schema_engine() -> tuple[Engine, str]:
+    """Create an engine bound to a fresh schema on the test PostgreSQL server."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    engine = create_db_engine(POSTGRES_ADMIN_URL)
+
+    @event.listens_for(engine, "connect")
+    def _set_search_path(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f'SET search_path TO "{schema}"')
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine, schema
+
+
+def _drop_postgres_schema(schema: str) -> None:
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        upgrade_schema(engine)
+        yield engine
+        engine.dispose()
+        return
+
+    engine, schema = _create_postgres_schema_engine()
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+    _drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def session_factory(db_engine: Engine) -> sessionmaker[Session]:
+    """Session factory bound to ``db_engine``."""
+    return create_session_factory(db_engine)
+
+
+@pytest.fixture
+def sqlite_session_factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Session factory on a migrated SQLite file, for tests that need one backend only."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade_schema(engine)
+    yield create_session_factory(engine)
+    engine.dispose()
