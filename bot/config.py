@@ -85,8 +85,29 @@ class RetrievalSettings(BaseModel):
         ge=0.0,
         le=1.0,
         description=(
-            "Minimum score (0-1) of the best passage for a grounded answer. Below it the "
-            "bot says it does not know and offers a human agent."
+            "Minimum score (0-1) of the best passage for a grounded answer to a question "
+            "without CJK characters. Below it the bot says it does not know and offers a "
+            "human agent."
+        ),
+    )
+    passage_threshold_zh: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The same minimum for questions with CJK characters. Lower than the English "
+            "one because their score is mostly the lexical share of query terms found, "
+            "and Chinese questions carry many filler words that no passage contains."
+        ),
+    )
+    grounding_min_similarity: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Minimum cosine similarity between a generated answer and the passages it was "
+            "given. A generated answer below it is replaced by a quote of the best "
+            "passage. 0 disables the check."
         ),
     )
     past_answer_min_words: int = Field(
@@ -128,7 +149,26 @@ class GenerationSettings(BaseModel):
     timeout_s: float = Field(
         default=60.0, gt=0, le=600, description="Timeout of one generation request."
     )
-    max_new_tokens: int = Field(default=160, ge=1, le=4096, description="Tokens per answer.")
+    max_new_tokens: int = Field(
+        default=80,
+        ge=1,
+        le=4096,
+        description=(
+            "Maximum tokens per answer. The packaged model writes about 20-25 tokens/s "
+            "on a 2-core CPU."
+        ),
+    )
+    repetition_penalty: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=2.0,
+        description=(
+            "Penalty on tokens already in the prompt or answer ('transformers' backend only); "
+            "1.0 disables it. It also penalises copying from the passages: 1.2 made "
+            "SmolLM2-135M drift away from them, so repeated sentences are removed after "
+            "generation instead."
+        ),
+    )
     temperature: float = Field(
         default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 decodes greedily."
     )
@@ -174,6 +214,13 @@ class Settings(BaseSettings):
         description=(
             "SQLAlchemy URL, for example postgresql+psycopg://user@host/db. Unset: a SQLite "
             "file at <home>/supportbot.db."
+        ),
+    )
+    demo_base_url: str | None = Field(
+        default=None,
+        description=(
+            "Mirror root for the demo's public files, laid out like the data directory "
+            "(<root>/<dataset>/<file>). Unset: the files come from their GitHub sources."
         ),
     )
     host: str = Field(default="127.0.0.1", description="Address `supportbot serve` binds to.")

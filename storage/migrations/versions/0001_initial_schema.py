@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-12-04 20:10:06.662776
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None

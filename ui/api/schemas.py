@@ -1,0 +1,102 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Hard cap on a message body before the configured limit is checked, so that a huge
+# body is rejected by validation instead of being processed.
+MAX_MESSAGE_FIELD_CHARS = 100_000
+
+
+class ConversationCreate(BaseModel):
+    """A new conversation."""
+
+    channel: str = Field(default="chat", min_length=1, max_length=64, description="Channel name.")
+    language: Literal["en", "zh-CN"] | None = Field(
+        default=None, description="Language of bot messages; detected per message when unset."
+    )
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=255, description="Your own id; must be unique."
+    )
+
+
+class ConversationPublic(BaseModel):
+    """A conversation as returned by the API."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    external_id: str
+    channel: str
+    status: str
+    language: str | None
+    created_at: datetime
+
+
+class MessageCreate(BaseModel):
+    """A customer message."""
+
+    text: str = Field(
+        max_length=MAX_MESSAGE_FIELD_CHARS,
+        description="Message text; the configured limit (default 4,000 characters) applies.",
+    )
+
+
+class MessagePublic(BaseModel):
+    """One stored turn."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    seq: int
+    role: str
+    text: str
+    created_at: datetime
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+
+
+class CitationPublic(BaseModel):
+    """A knowledge-base chunk that a reply is based on."""
+
+    chunk_id: int
+    document_id: int
+    title: str
+    source: str
+    kind: str
+    score: float
+
+
+class ReplyPublic(BaseModel):
+    """The bot's reply to a customer message."""
+
+    conversation_id: int
+    customer_message_id: int
+    message_id: int
+    text: str
+    path: Literal["retrieved", "generated", "fallback"]
+    language: str
+    citations: list[CitationPublic]
+    timings_ms: dict[str, float]
+    explanation: dict[str, Any]
+
+
+class TranscriptPublic(BaseModel):
+    """A conversation with all its messages."""
+
+    conversation: ConversationPublic
+    messages: list[MessagePublic]
+
+
+class HealthPublic(BaseModel):
+    """Service status."""
+
+    status: Literal["ok"]
+    version: str
+    database: str
+    chunks: int
+    embedding_model: str
+    generator_model: str
