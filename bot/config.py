@@ -80,6 +80,16 @@ class RetrievalSettings(BaseModel):
             "it is, without generation."
         ),
     )
+    answer_threshold_zh: float = Field(
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The same minimum for questions with CJK characters. Higher than the English "
+            "one because their score is mostly lexical: a past question about another "
+            "attraction's ticket price shares every word but the attraction's name."
+        ),
+    )
     passage_threshold: float = Field(
         default=0.45,
         ge=0.0,

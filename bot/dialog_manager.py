@@ -4,9 +4,10 @@ Each turn runs these steps in order:
 
 1. input guard: empty or over-long text is rejected; text without letters or digits
    and requests aimed at the bot's own instructions get a fixed reply;
-2. retrieval over the knowledge base and past agent answers;
-3. a stored FAQ or past agent answer whose match score reaches
-   ``retrieval.answer_threshold`` is returned as it is;
+2. retrieval over FAQ entries and past agent answers, and over knowledge passages;
+3. a stored FAQ or past agent answer whose question matches with a score of at least
+   ``retrieval.answer_threshold`` (``answer_threshold_zh`` for questions with CJK
+   characters) is returned as it is;
 4. otherwise, when the best passage reaches ``retrieval.passage_threshold`` (or
    ``passage_threshold_zh`` for questions with CJK characters), the dialog model writes
    an answer grounded in the passages. The best passage is quoted instead for languages
@@ -48,6 +49,10 @@ QUOTE_MAX_CHARS = 400
 MAX_GROUNDING_PASSAGES = 3
 # Kinds whose chunk text is an answer that can be returned as it is.
 _STORED_ANSWER_KINDS = (DocumentKind.FAQ, DocumentKind.DIALOG)
+# Kinds that may ground a generated answer or be quoted. Past agent replies are left
+# out: they answer one customer's question in its conversation, often naming things
+# from earlier turns, so they are only reused when the question itself matches.
+_PASSAGE_KINDS = (DocumentKind.MARKDOWN, DocumentKind.TEXT, DocumentKind.HTML, DocumentKind.FAQ)
 # A sentence with its final punctuation and trailing space, or an unfinished tail.
 _SENTENCE = re.compile(r"[^.!?。！？]*[.!?。！？]+\s*|[^.!?。！？]+$")
 
@@ -178,21 +183,25 @@ class DialogManager:
             return _Decision(reply_text, ReplyPath.FALLBACK, block_reason)
 
         step = time.perf_counter()
-        passages = self.retriever.retrieve(text, top_k=self.settings.retrieval.top_k)
+        top_k = self.settings.retrieval.top_k
+        answers = self.retriever.retrieve(text, top_k=top_k, kinds=_STORED_ANSWER_KINDS)
+        passages = self.retriever.retrieve(text, top_k=top_k, kinds=_PASSAGE_KINDS)
         timings["retrieval"] = round((time.perf_counter() - step) * 1000, 1)
+        answer_threshold, passage_threshold = self._thresholds(text)
         details: dict[str, Any] = {
-            "retrieved": [_describe_passage(passage) for passage in passages]
+            "stored_answers": [_describe_passage(answer) for answer in answers],
+            "retrieved": [_describe_passage(passage) for passage in passages],
+            "thresholds_used": {"answer": answer_threshold, "passage": passage_threshold},
         }
-        best = passages[0] if passages else None
-        passage_threshold = self._passage_threshold(text)
-        details["passage_threshold_used"] = passage_threshold
 
-        is_stored_answer = best is not None and best.kind in _STORED_ANSWER_KINDS
-        if is_stored_answer and best.score >= self.settings.retrieval.answer_threshold:
+        if answers and answers[0].score >= answer_threshold:
+            best_answer = answers[0]
+            citations = [_cite(best_answer)]
             return _Decision(
-                best.text, ReplyPath.RETRIEVED, "stored_answer", [_cite(best)], details
+                best_answer.text, ReplyPath.RETRIEVED, "stored_answer", citations, details
             )
 
+        best = passages[0] if passages else None
         if best is None or best.score < passage_threshold:
             reply_text = translate("reply.no_answer", language)
             return _Decision(reply_text, ReplyPath.FALLBACK, "no_relevant_passage", details=details)
@@ -204,10 +213,12 @@ class DialogManager:
         grounding = grounding[:MAX_GROUNDING_PASSAGES]
         return self._generate(text, grounding, history, language, timings, details)
 
-    def _passage_threshold(self, text: str) -> float:
+    def _thresholds(self, text: str) -> tuple[float, float]:
+        """Return the (stored answer, passage) thresholds for the script of ``text``."""
+        retrieval = self.settings.retrieval
         if has_cjk(text):
-            return self.settings.retrieval.passage_threshold_zh
-        return self.settings.retrieval.passage_threshold
+            return retrieval.answer_threshold_zh, retrieval.passage_threshold_zh
+        return retrieval.answer_threshold, retrieval.passage_threshold
 
     def _generate(
         self,

@@ -59,14 +59,21 @@ def chunk_embedding_text(*, title: str, question: str | None, text: str) -> str:
     return f"{title}\n{text}"
 
 
-def chunk_lexical_text(*, title: str, question: str | None, text: str) -> str:
+def chunk_lexical_text(
+    *, title: str, question: str | None, text: str, kind: DocumentKind | None = None
+) -> str:
     """Return the text that lexical search indexes for a chunk.
 
-    Unlike the embedding, question-answer chunks are indexed with their answer too, so
-    a query can match words that only the answer uses. On StackFAQ this gave the hybrid
-    at lexical weight 0.1 a top-1 accuracy of 95.0%, against 94.5% with the questions
-    alone (a one-off comparison on the data of bench/bench_retrieval.py).
+    FAQ entries are indexed with their answer too, so a query can match words that only
+    the curated answer uses. On StackFAQ this gave the hybrid at lexical weight 0.1 a
+    top-1 accuracy of 95.0%, against 94.5% with the questions alone (a one-off
+    comparison on the data of bench/bench_retrieval.py). Past agent answers are indexed
+    by the customer question alone: their replies name things from other turns (a
+    reply about one attraction lists nearby ones), and matching those words would make
+    an unrelated question look answered.
     """
+    if question and kind is DocumentKind.DIALOG:
+        return question
     if question:
         return f"{question}\n{text}"
     return f"{title}\n{text}"
@@ -180,11 +187,13 @@ def build_answer_pairs(
     """Pair each customer turn with the agent turn that follows it.
 
     Consecutive messages of one role are merged with line breaks; bot and system
-    messages are ignored.
+    messages are ignored. Answers that end in a question mark are dropped: a clarifying
+    question ("At what time will you be dining?") only makes sense inside its own
+    conversation, so it is no answer to return to another customer.
 
     Returns:
         (question, answer) pairs whose answer has at least ``min_answer_words`` words,
-        counting two CJK characters as one word.
+        counting two CJK characters as one word, and does not end in a question.
     """
     turns: list[tuple[Role, str]] = []
     for message in messages:
@@ -202,6 +211,7 @@ def build_answer_pairs(
         if asker == Role.CUSTOMER
         and replier == Role.AGENT
         and count_words(answer) >= min_answer_words
+        and not answer.rstrip().endswith(("?", "？"))
     ]
 
 

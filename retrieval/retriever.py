@@ -26,10 +26,19 @@ from retrieval.faiss_index import FaissPassageIndex, IndexManifest, read_manifes
 from retrieval.indexer import KnowledgeIndexer, compute_source_fingerprint
 from retrieval.language import detect_language
 from retrieval.lexical import LexicalIndex
+from retrieval.titles import TitleMatcher
 from storage import repository
 from storage.models import Chunk, DocumentKind, KnowledgeDocument
 
 logger = logging.getLogger(__name__)
+
+# Added to the lexical score (then capped at 1) of chunks whose document title occurs in
+# the query. Large enough to lift the named venue above venues that merely list it as a
+# neighbour; see retrieval/titles.py.
+TITLE_MATCH_BONUS = 0.3
+# Document kinds whose title names one thing. FAQ titles are questions and past answers
+# are titled by conversation id, so neither is matched by title.
+_TITLED_KINDS = (DocumentKind.MARKDOWN, DocumentKind.TEXT, DocumentKind.HTML)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class _Snapshot:
     lexical: LexicalIndex
     ids_by_kind: dict[DocumentKind, np.ndarray]
     dense_ids: frozenset[int]
+    titles: TitleMatcher
 
 
 class HybridRetriever:
@@ -225,6 +235,8 @@ class HybridRetriever:
         if weight > 0:
             for match in snapshot.lexical.search(query, top_k=pool, allowed_ids=allowed_ids):
                 lexical[match.chunk_id] = match.score
+        named = self._named_chunks(snapshot, query, allowed_ids) if weight > 0 else []
+        lexical.update({i: 0.0 for i in named if i not in lexical})
         # The lexical index is read from the database, so while an indexer runs it may
         # contain rows that the FAISS index lacks. Those candidates are dropped.
         lexical_only = np.array(
@@ -238,7 +250,19 @@ class HybridRetriever:
         lexical.update(snapshot.lexical.score(query, [i for i in dense if i not in lexical]))
 
         dense = {chunk_id: min(max(score, 0.0), 1.0) for chunk_id, score in dense.items()}
+        for chunk_id in named:
+            if chunk_id in lexical:
+                lexical[chunk_id] = min(1.0, lexical[chunk_id] + TITLE_MATCH_BONUS)
         return dense, lexical
+
+    @staticmethod
+    def _named_chunks(snapshot: _Snapshot, query: str, allowed_ids: np.ndarray | None) -> list[int]:
+        """Return chunks of documents whose title the query names, within ``allowed_ids``."""
+        named = snapshot.titles.match(query)
+        if allowed_ids is None:
+            return named
+        allowed = set(allowed_ids.tolist())
+        return [chunk_id for chunk_id in named if chunk_id in allowed]
 
     def _fetch_passages(
         self,
@@ -295,12 +319,24 @@ class HybridRetriever:
 
         with self._session_factory() as session:
             rows = session.execute(
-                select(Chunk.id, Chunk.title, Chunk.question, Chunk.text, KnowledgeDocument.kind)
+                select(
+                    Chunk.id,
+                    Chunk.title,
+                    Chunk.question,
+                    Chunk.text,
+                    KnowledgeDocument.kind,
+                    KnowledgeDocument.title.label("document_title"),
+                )
                 .join(KnowledgeDocument, Chunk.document_id == KnowledgeDocument.id)
                 .order_by(Chunk.id)
             ).all()
         lexical = LexicalIndex(
-            (row.id, chunk_lexical_text(title=row.title, question=row.question, text=row.text))
+            (
+                row.id,
+                chunk_lexical_text(
+                    title=row.title, question=row.question, text=row.text, kind=row.kind
+                ),
+            )
             for row in rows
         )
         ids_by_kind = {
@@ -314,6 +350,9 @@ class HybridRetriever:
             lexical=lexical,
             ids_by_kind=ids_by_kind,
             dense_ids=frozenset(dense.ids.tolist()),
+            titles=TitleMatcher(
+                (row.id, row.document_title) for row in rows if row.kind in _TITLED_KINDS
+            ),
         )
 
     def _ensure_index_current(self) -> None:

@@ -5,6 +5,7 @@ import pytest
 from retrieval.chunker import (
     TextChunker,
     build_answer_pairs,
+    chunk_lexical_text,
     count_words,
     split_sections,
 )
@@ -178,6 +179,43 @@ def test_answer_pairs_merge_turns_and_skip_short_replies():
             "Sorry to hear that.\nI have sent a replacement by express shipping today.",
         )
     ]
+
+
+def test_answer_pairs_skip_clarifying_questions():
+    messages = [
+        _message(Role.CUSTOMER, "I want to book a table for dinner"),
+        _message(Role.AGENT, "Sure, at what time will you be dining tonight?"),
+        _message(Role.CUSTOMER, "帮我推荐一个评分高的景点"),
+        _message(Role.AGENT, "您想去哪个区的景点呢，对门票价格有要求吗？"),
+        _message(Role.CUSTOMER, "At eight please"),
+        _message(Role.AGENT, "Your table for eight o'clock is booked at Il Fornaio."),
+    ]
+
+    pairs = build_answer_pairs(messages, min_answer_words=4)
+
+    assert pairs == [("At eight please", "Your table for eight o'clock is booked at Il Fornaio.")]
+
+
+def test_lexical_text_of_past_answer_is_question_only():
+    text = chunk_lexical_text(
+        title="Conversation 7",
+        question="门票多少钱？",
+        text="门票免费，周边有故宫。",
+        kind=DocumentKind.DIALOG,
+    )
+
+    assert text == "门票多少钱？"
+
+
+def test_lexical_text_of_faq_includes_answer():
+    text = chunk_lexical_text(
+        title="Payment",
+        question="Can I pay with PayPal?",
+        text="Yes, PayPal works.",
+        kind=DocumentKind.FAQ,
+    )
+
+    assert text == "Can I pay with PayPal?\nYes, PayPal works."
 
 
 def test_count_words_halves_cjk_characters():
