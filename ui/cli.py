@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from bot.config import Settings
 
 logger = logging.getLogger(__name__)
+
+# Settings whose values never appear in error messages.
+_SECRET_SETTINGS = frozenset({"api_key", "database_url"})
 
 app = typer.Typer(
     name="supportbot",
@@ -26,6 +30,9 @@ def _load_settings(**overrides: object) -> Settings:
     values = {key: value for key, value in overrides.items() if value is not None}
     try:
         settings = Settings(**values)
+    except ValidationError as error:
+        typer.echo(f"Invalid configuration:\n{_describe_settings_error(error)}", err=True)
+        raise typer.Exit(2) from error
     except (ValueError, FileNotFoundError) as error:
         typer.echo(f"Invalid configuration: {error}", err=True)
         raise typer.Exit(2) from error
@@ -33,9 +40,37 @@ def _load_settings(**overrides: object) -> Settings:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Model hubs are unreachable on offline machines; fail fast instead of retrying.
+    # Alembic and httpx log every migration step and request at INFO.
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(
+            max(logging.WARNING, logging.getLevelName(settings.log_level))
+        )
+    # Tokenizers warn about forked processes when their thread pool is enabled.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return settings
+
+
+def _describe_settings_error(error: ValidationError) -> str:
+    """Return one line per invalid setting, naming its environment variable.
+
+    Pydantic's own message repeats the input, and for a check across fields the input
+    is every setting, API key included. So a value is shown only for a single field
+    that is not secret.
+    """
+    lines = []
+    for problem in error.errors(include_url=False):
+        location = [str(part) for part in problem["loc"]]
+        message = problem["msg"].removeprefix("Value error, ")
+        if not location:
+            lines.append(f"  {message}")
+            continue
+        name = ".".join(location)
+        variable = "SUPPORTBOT_" + "__".join(location).upper()
+        value = problem.get("input")
+        shown = isinstance(value, str | int | float) and location[-1] not in _SECRET_SETTINGS
+        suffix = f" (got {value!r})" if shown else ""
+        lines.append(f"  {name} ({variable}): {message}{suffix}")
+    return "\n".join(lines)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -73,6 +108,7 @@ def import_dialogs(
     """Import historical support conversations; re-importing adds nothing twice."""
     settings = _load_settings()
     from bot.runtime import open_database
+    from storage.dialog_import import DialogFormatError
     from storage.dialog_import import import_dialogs as run_import
     from storage.errors import StorageError
 
@@ -81,6 +117,12 @@ def import_dialogs(
         report = run_import(
             session_factory, paths, format=format, skip_invalid=skip_invalid, limit=limit
         )
+    except DialogFormatError as error:
+        # The library's message names its skip_invalid argument, not this command's flag.
+        raise _fail(
+            f"Import failed: {error.problem}. Fix the record and import again, or run with "
+            "--skip-invalid to skip invalid records and count them."
+        ) from error
     except (StorageError, ValueError, OSError) as error:
         raise _fail(f"Import failed: {error}") from error
     finally:

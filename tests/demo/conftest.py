@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -50,20 +51,29 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[FileServer]:
-    """Serve ``tmp_path/served`` over HTTP on 127.0.0.1 for the duration of a test."""
-    root = tmp_path / "served"
-    root.mkdir()
+@contextlib.contextmanager
+def serve_folder(root: Path) -> Iterator[FileServer]:
+    """Serve ``root`` over HTTP on 127.0.0.1 until the block ends."""
     state = FileServer(root=root, base_url="")
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, state=state))
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[FileServer]:
+    """Serve ``tmp_path/served`` over HTTP on 127.0.0.1 for the duration of a test."""
+    root = tmp_path / "served"
+    root.mkdir()
+    with serve_folder(root) as state:
+        yield state
 
 
 def _write_json(path: Path, data: object) -> None:
