@@ -1,4 +1,4 @@
-"""What the dialog manager returns for one customer turn."""
+"""Reply of the dialog manager to one customer turn, with citations and explanation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 
 class ReplyPath(enum.StrEnum):
-    """How a reply was produced."""
+    """Source of a reply: a stored answer or quote, generation, or the fallback."""
 
     RETRIEVED = "retrieved"
     GENERATED = "generated"

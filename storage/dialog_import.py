@@ -70,9 +70,9 @@ class ImportReport:
     def summary(self) -> str:
         """Return a few human-readable lines for the command line."""
         lines = [
-            f"Imported {self.conversations_added} conversations ({self.messages_added} messages) "
-            f"from {self.files_read} files in {self.seconds:.1f} s; "
-            f"{self.conversations_present} were already stored."
+            f"Imported conversations: {self.conversations_added} "
+            f"({self.messages_added} messages) in {self.seconds:.1f} s; files read: "
+            f"{self.files_read}; already stored: {self.conversations_present}."
         ]
         if self.skipped_count:
             kinds = ", ".join(

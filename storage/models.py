@@ -41,7 +41,7 @@ class Base(DeclarativeBase):
 
 
 class Role(enum.StrEnum):
-    """Who wrote a message."""
+    """Author role of a message."""
 
     CUSTOMER = "customer"
     AGENT = "agent"
@@ -140,7 +140,7 @@ class Chunk(Base):
     """A retrievable unit of a document: a passage, or a question with its answer.
 
     For passages ``question`` is empty and ``text`` is embedded. For FAQ entries and
-    past agent answers ``question`` is embedded and ``text`` holds the answer.
+    past agent answers ``question`` is embedded and ``text`` contains the answer.
     """
 
     __tablename__ = "chunks"

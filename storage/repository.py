@@ -86,9 +86,9 @@ def add_message(
 ) -> Message:
     """Append a message to ``conversation`` with the next sequence number.
 
-    Concurrent appends to one conversation must be serialised by the caller (the bot's
-    turn lock does this); otherwise the unique (conversation_id, seq) constraint rejects
-    the second writer.
+    The caller must serialise concurrent appends to one conversation, as the bot's turn
+    lock does. Without that, the unique (conversation_id, seq) constraint rejects the
+    second writer.
     """
     last_seq = session.scalar(
         select(func.max(Message.seq)).where(Message.conversation_id == conversation.id)

@@ -67,10 +67,19 @@ def _describe_settings_error(error: ValidationError) -> str:
         name = ".".join(location)
         variable = "SUPPORTBOT_" + "__".join(location).upper()
         value = problem.get("input")
-        shown = isinstance(value, str | int | float) and location[-1] not in _SECRET_SETTINGS
-        suffix = f" (got {value!r})" if shown else ""
+        is_value_shown = (
+            isinstance(value, str | int | float) and location[-1] not in _SECRET_SETTINGS
+        )
+        suffix = f" (got {value!r})" if is_value_shown else ""
         lines.append(f"  {name} ({variable}): {message}{suffix}")
     return "\n".join(lines)
+
+
+def _check_paths_exist(paths: list[Path], what: str) -> None:
+    """Exit with a message before any work when a path on the command line is missing."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise _fail(f"{what} not found: {', '.join(missing)}. Check the path and try again.")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -107,6 +116,7 @@ def import_dialogs(
 ) -> None:
     """Import historical support conversations; re-importing adds nothing twice."""
     settings = _load_settings()
+    _check_paths_exist(paths, "Dialog file or folder")
     from bot.runtime import open_database
     from storage.dialog_import import DialogFormatError
     from storage.dialog_import import import_dialogs as run_import
@@ -142,6 +152,7 @@ def index(
 ) -> None:
     """Build or update the knowledge-base index; only new or changed documents are embedded."""
     settings = _load_settings()
+    _check_paths_exist(paths or [], "Knowledge file or folder")
     from bot.runtime import build_embedder, open_database
     from retrieval.errors import RetrievalError
     from retrieval.indexer import KnowledgeIndexer
@@ -161,7 +172,7 @@ def index(
             report = indexer.index_past_answers(
                 min_answer_words=settings.retrieval.past_answer_min_words
             )
-            typer.echo(report.summary())
+            typer.echo(f"Past answers: {report.summary()}")
     except (RetrievalError, OSError) as error:
         raise _fail(f"Indexing failed: {error}") from error
     finally:

@@ -53,8 +53,8 @@ def test_demo_downloads_from_mirror(demo_runtime):
     assert len(requests) >= len(demo_files(sgd_files=SGD_FILES))
     assert (downloaded / "stackfaq" / "stackExchange-FAQ.json").is_file()
     assert (downloaded / "crosswoz" / "val.json.zip").is_file()
-    assert "Imported 256 conversations" in summary
-    assert "Imported 300 conversations" in summary
+    assert "[sgd] Imported conversations: 256 (4420 messages)" in summary
+    assert "[crosswoz] Imported conversations: 300" in summary
 
 
 def test_demo_answers_stackfaq_paraphrase(demo_runtime, shared_data_dir):

@@ -35,7 +35,7 @@ def test_create_conversation_with_external_id_conflict(client):
     assert first.status_code == 201
     assert first.json()["channel"] == "web"
     assert second.status_code == 409
-    assert "external_id" in second.json()["detail"]
+    assert second.json()["detail"] == "a conversation with external_id 'web-42' already exists"
 
 
 def test_english_question_cites_right_document(client, conversation_id):

@@ -87,7 +87,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.warning("Rejected a write that conflicts with stored data: %s", error.orig)
         return JSONResponse(
             status_code=status.HTTP_409_CONFLICT,
-            content={"detail": "a conversation with this external_id already exists"},
+            content={"detail": "the request conflicts with data stored meanwhile; retry it"},
         )
 
 

@@ -1,10 +1,10 @@
 """Prepare the demo: locate or download public data, import dialogs, build the index.
 
-The slice is sized so that the first start on 2 CPU cores takes minutes: two SGD
-training files (256 English dialogs, 4,420 messages), 300 CrossWOZ dialogs (about
-5,000 Chinese messages), 125 StackFAQ threads, the 10 ABCD guideline flows and 2,549
-CrossWOZ venues (one short chunk each). Every step is idempotent, so later starts only
-check what is already stored.
+The slice is sized so that the first start on 2 CPU cores takes minutes. It has two
+SGD training files (256 English dialogs, 4,420 messages) and 300 CrossWOZ dialogs
+(about 5,000 Chinese messages). The knowledge base has 125 StackFAQ threads, the 10
+ABCD guideline flows and 2,549 CrossWOZ venues of one short chunk each. Every step is
+idempotent, so later starts only check what is already stored.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def prepare_demo(settings: Settings) -> str:
         )
         lines.append(indexer.index_paths([corpus.knowledge_dir]).summary())
         past = indexer.index_past_answers(min_answer_words=settings.retrieval.past_answer_min_words)
-        lines.append(past.summary())
+        lines.append(f"Past answers: {past.summary()}")
     except (StorageError, RetrievalError, OSError, ValueError) as error:
         raise DemoSetupError(f"importing or indexing the demo data failed: {error}") from error
     finally:

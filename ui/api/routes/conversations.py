@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.exc import IntegrityError
 
 from ui.api.deps import RuntimeDep
 from ui.api.schemas import (
@@ -23,9 +24,15 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 def create_conversation(body: ConversationCreate, runtime: RuntimeDep) -> ConversationPublic:
     """Start a conversation."""
     manager = runtime.dialog_manager
-    conversation_id = manager.start_conversation(
-        channel=body.channel, language=body.language, external_id=body.external_id
-    )
+    try:
+        conversation_id = manager.start_conversation(
+            channel=body.channel, language=body.language, external_id=body.external_id
+        )
+    except IntegrityError as error:
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail=f"a conversation with external_id {body.external_id!r} already exists",
+        ) from error
     conversation, _ = manager.get_transcript(conversation_id)
     return ConversationPublic.model_validate(conversation)
 
