@@ -1,7 +1,7 @@
 """Dialog import throughput on real SGD files, into SQLite and PostgreSQL.
 
 Usage:
-    python bench/bench_import.py --data-dir /path/to/datasets --files 10
+    SUPPORTBOT_DATA_DIR=/path/to/datasets python bench/bench_import.py --files 10
     python bench/bench_import.py --backends sqlite postgresql \
         --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -50,7 +50,15 @@ def main() -> None:
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ["SUPPORTBOT_DATA_DIR"])
+        if "SUPPORTBOT_DATA_DIR" in os.environ
+        else None,
+        required="SUPPORTBOT_DATA_DIR" not in os.environ,
+        help="Folder of the public datasets; defaults to SUPPORTBOT_DATA_DIR.",
+    )
     parser.add_argument("--files", type=int, default=10, help="SGD train files to import")
     parser.add_argument("--batch-size", type=int, default=200, help="conversations per commit")
     parser.add_argument(

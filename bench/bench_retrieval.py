@@ -44,6 +44,7 @@ from storage.db import create_db_engine, create_session_factory, upgrade_schema 
 MODEL = "packaged:all-MiniLM-L6-v2"
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5)
 DEFAULT_WEIGHT = 0.1
+ANSWER_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 
 class CachedEmbedder:
@@ -90,6 +91,28 @@ def accuracy(
 def run_hybrid(session_factory, embedder, index_dir, weight, queries) -> list[list[str]]:
     retriever = HybridRetriever(session_factory, embedder, index_dir, lexical_weight_en=weight)
     return [[p.question for p in retriever.retrieve(q, top_k=5)] for q, _ in queries]
+
+
+def sweep_answer_threshold(session_factory, embedder, index_dir, queries) -> list[tuple]:
+    """Return (threshold, share answered, share of those correct) at the default weight.
+
+    A paraphrase counts as answered when its best FAQ entry scores at least the
+    threshold, and as correct when that entry is its own thread. This is how the bot
+    decides whether to return a stored FAQ answer as it is.
+    """
+    retriever = HybridRetriever(
+        session_factory, embedder, index_dir, lexical_weight_en=DEFAULT_WEIGHT
+    )
+    best = []
+    for query, gold in queries:
+        passages = retriever.retrieve(query, top_k=1)
+        best.append((passages[0].score, passages[0].question == gold))
+    rows = []
+    for threshold in ANSWER_THRESHOLDS:
+        answered = [is_correct for score, is_correct in best if score >= threshold]
+        precision = sum(answered) / len(answered) if answered else 0.0
+        rows.append((threshold, len(answered) / len(best), precision))
+    return rows
 
 
 def run_lexical(session_factory, queries) -> tuple[list[list[str]], list[list[str]]]:
@@ -150,6 +173,7 @@ def main() -> int:
             label = f"hybrid w={weight}" + (" (default)" if weight == DEFAULT_WEIGHT else "")
             ranked = run_hybrid(session_factory, embedder, work / "index", weight, queries)
             rows.append((label, *accuracy(ranked, queries)))
+        sweep = sweep_answer_threshold(session_factory, embedder, work / "index", queries)
         engine.dispose()
 
     print(f"threads={len(entries)} queries={len(queries)} dense latency={latency_ms:.1f} ms/query")
@@ -157,6 +181,11 @@ def main() -> int:
     print("| --- | ---: | ---: |")
     for label, top1, top5 in rows:
         print(f"| {label} | {100 * top1:.1f}% | {100 * top5:.1f}% |")
+    print()
+    print("| answer threshold | paraphrases answered | of those, right thread |")
+    print("| ---: | ---: | ---: |")
+    for threshold, coverage, precision in sweep:
+        print(f"| {threshold:.2f} | {100 * coverage:.1f}% | {100 * precision:.1f}% |")
     return 0
 
 

@@ -191,7 +191,7 @@ class DialogManager:
         details: dict[str, Any] = {
             "stored_answers": [_describe_passage(answer) for answer in answers],
             "retrieved": [_describe_passage(passage) for passage in passages],
-            "thresholds_used": {"answer": answer_threshold, "passage": passage_threshold},
+            "thresholds": {"answer": answer_threshold, "passage": passage_threshold},
         }
 
         if answers and answers[0].score >= answer_threshold:
@@ -277,10 +277,6 @@ class DialogManager:
             "path": decision.path.value,
             "reason": decision.reason,
             "language": language,
-            "thresholds": {
-                "answer": self.settings.retrieval.answer_threshold,
-                "passage": self.settings.retrieval.passage_threshold,
-            },
             "models": {
                 "embedding": self.retriever.embedder.name,
                 "generator": self.generator.model_name,
@@ -357,6 +353,8 @@ def _describe_passage(passage: Passage) -> dict[str, Any]:
 
 
 def _shorten(text: str, max_chars: int) -> str:
+    # Drop Markdown heading marks: the quote already names the document.
+    text = " ".join(line.lstrip("#").strip() for line in text.splitlines())
     text = " ".join(text.split())
     if len(text) <= max_chars:
         return text

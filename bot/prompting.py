@@ -28,20 +28,22 @@ def build_grounded_messages(
 
     Args:
         question: The customer's message being answered.
-        passages: Retrieved passages, best first; they go into the system message as
-            numbered reference data.
+        passages: Retrieved passages, best first. They go into the system message under
+            their titles, as reference data.
         history: Earlier messages of the conversation, oldest first, without ``question``.
 
     Returns:
         A system message, the history as user/assistant turns, and the question.
     """
-    numbered = "\n\n".join(
-        f"[{number}] {passage.title}\n{_passage_body(passage)[:MAX_PASSAGE_CHARS]}"
-        for number, passage in enumerate(passages, start=1)
+    # Passages are introduced by their titles, not numbers: with numbers, SmolLM2-135M
+    # wrote about a "[4]" it was never given in one benchmark run.
+    passage_block = "\n\n".join(
+        f"{passage.title}:\n{_passage_body(passage)[:MAX_PASSAGE_CHARS]}" for passage in passages
     )
     messages = [
         ChatMessage(
-            role="system", content=_load_template("grounded_answer.txt").format(passages=numbered)
+            role="system",
+            content=_load_template("grounded_answer.txt").format(passages=passage_block),
         )
     ]
     for message in history:

@@ -20,6 +20,10 @@ from scipy import sparse
 
 logger = logging.getLogger(__name__)
 
+# jieba logs its dictionary loading at DEBUG through its own handler, which prints even
+# when the application logs at INFO.
+jieba.setLogLevel(logging.WARNING)
+
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_PATTERN = re.compile(f"([{_CJK_RANGES}]+)|([^\\W_{_CJK_RANGES}]+)")
 # Function words that match almost any chunk; dropping them keeps the match share

@@ -16,11 +16,13 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,7 +232,12 @@ def _convert_gguf(gguf_path: Path, target: Path, source: dict[str, str | int]) -
     _remove_stale_temp_folders(target)
     temp_folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        _save_dequantised_model(gguf_path, temp_folder)
+        # A child process does the conversion, so that the serving process does not keep
+        # the memory of the dequantised copy: about 600 MB that glibc did not hand back
+        # to the system when the conversion ran in the server itself.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as executor:
+            executor.submit(_save_dequantised_model, gguf_path, temp_folder).result()
         seconds = time.perf_counter() - started
         _write_marker(temp_folder, source, seconds)
         if target.exists():
