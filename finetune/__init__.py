@@ -1,0 +1,1 @@
+"""Training code for the dialog, intent and entity models; it has no modules yet."""
