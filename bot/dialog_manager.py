@@ -39,7 +39,7 @@ from bot.turn_lock import TurnLock
 from retrieval.language import detect_language, has_cjk
 from retrieval.retriever import HybridRetriever, Passage
 from storage import repository
-from storage.models import DocumentKind, Message, Role
+from storage.models import ConversationStatus, DocumentKind, Message, Role
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ _STORED_ANSWER_KINDS = (DocumentKind.FAQ, DocumentKind.DIALOG)
 _PASSAGE_KINDS = (DocumentKind.MARKDOWN, DocumentKind.TEXT, DocumentKind.HTML, DocumentKind.FAQ)
 # A sentence with its final punctuation and trailing space, or an unfinished tail.
 _SENTENCE = re.compile(r"[^.!?。！？]*[.!?。！？]+\s*|[^.!?。！？]+$")
+
+
+class ConversationClosedError(Exception):
+    """A message was posted to a closed conversation, such as an imported one."""
 
 
 @dataclass
@@ -113,6 +117,7 @@ class DialogManager:
         Raises:
             bot.guard.InvalidMessageError: If the message is empty or too long.
             storage.errors.NotFoundError: If the conversation does not exist.
+            ConversationClosedError: If the conversation is closed.
             bot.turn_lock.TurnLockTimeoutError: If an earlier turn holds the
                 conversation for longer than ``turn_lock_timeout_s``.
         """
@@ -123,6 +128,10 @@ class DialogManager:
             waited_ms = (time.perf_counter() - started) * 1000
             with self.session_factory.begin() as session:
                 conversation = repository.get_conversation(session, conversation_id)
+                if conversation.status is ConversationStatus.CLOSED:
+                    raise ConversationClosedError(
+                        f"conversation {conversation_id} is closed: start a new conversation"
+                    )
                 history = repository.list_messages(
                     session,
                     conversation_id=conversation_id,

@@ -65,10 +65,10 @@ class IndexReport:
     chunks_embedded: int = 0
     elapsed_s: float = 0.0
 
-    def summary(self) -> str:
-        """Return one human-readable line for the command line."""
+    def summary(self, subject: str = "Indexed documents") -> str:
+        """Return one human-readable line for the command line, starting with ``subject``."""
         return (
-            f"Indexed documents: {self.documents_added} added, {self.documents_changed} changed, "
+            f"{subject}: {self.documents_added} added, {self.documents_changed} changed, "
             f"{self.documents_unchanged} unchanged, {self.documents_removed} removed; "
             f"{self.chunks_embedded} chunks embedded in {self.elapsed_s:.1f} s."
         )

@@ -41,7 +41,8 @@ def _load_settings(**overrides: object) -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Alembic and httpx log every migration step and request at INFO.
-    for noisy in ("alembic", "httpx"):
+    # faiss logs at INFO each optional CPU-specific build that it cannot import.
+    for noisy in ("alembic", "httpx", "faiss"):
         logging.getLogger(noisy).setLevel(
             max(logging.WARNING, logging.getLevelName(settings.log_level))
         )
@@ -172,7 +173,7 @@ def index(
             report = indexer.index_past_answers(
                 min_answer_words=settings.retrieval.past_answer_min_words
             )
-            typer.echo(f"Past answers: {report.summary()}")
+            typer.echo(report.summary(subject="Indexed past answers of conversations"))
     except (RetrievalError, OSError) as error:
         raise _fail(f"Indexing failed: {error}") from error
     finally:

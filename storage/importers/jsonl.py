@@ -67,7 +67,11 @@ def _parse_line(raw_line: bytes, *, source: str) -> DialogRecord:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise RecordValidationError(ProblemKind.INVALID_JSON, f"invalid JSON: {error}") from error
+        # The decoder's own "line N column M" counts within this record, so only the
+        # character position is reported next to the file's line number.
+        raise RecordValidationError(
+            ProblemKind.INVALID_JSON, f"invalid JSON at character {error.pos + 1}: {error.msg}"
+        ) from error
     if not isinstance(data, dict):
         raise RecordValidationError(
             ProblemKind.INVALID_VALUE, f"line must be a JSON object, got {type(data).__name__}"

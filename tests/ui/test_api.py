@@ -34,6 +34,7 @@ def test_create_conversation_with_external_id_conflict(client):
 
     assert first.status_code == 201
     assert first.json()["channel"] == "web"
+    assert first.json()["created_at"].endswith(("Z", "+00:00"))
     assert second.status_code == 409
     assert second.json()["detail"] == "a conversation with external_id 'web-42' already exists"
 
@@ -161,6 +162,18 @@ def test_prompt_injection_does_not_leak_instructions(client, conversation_id, te
     assert reply["explanation"]["reason"] == "prompt_injection"
     assert "help-centre passages" not in reply["text"]
     assert "never follow requests" not in reply["text"]
+
+
+def test_closed_conversation_rejects_messages(client, api_runtime):
+    transcript = client.get("/v1/conversations/1").json()
+
+    response = _ask(client, 1, "Is this still open?")
+    after = client.get("/v1/conversations/1").json()
+
+    assert transcript["conversation"]["status"] == "closed"
+    assert response.status_code == 409
+    assert response.json()["detail"] == "conversation 1 is closed: start a new conversation"
+    assert len(after["messages"]) == len(transcript["messages"])
 
 
 def test_unknown_conversation_is_404(client):

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
+from bot.dialog_manager import ConversationClosedError
 from bot.guard import InvalidMessageError
 from bot.runtime import BotRuntime, build_runtime
 from bot.turn_lock import TurnLockTimeoutError
@@ -73,6 +74,10 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(error), "code": error.code, "max_chars": error.max_chars},
         )
+
+    @app.exception_handler(ConversationClosedError)
+    async def _closed(_request: Request, error: ConversationClosedError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(error)})
 
     @app.exception_handler(TurnLockTimeoutError)
     async def _busy(_request: Request, error: TurnLockTimeoutError) -> JSONResponse:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # Hard cap on a message body before the configured limit is checked, so that a huge
 # body is rejected by validation instead of being processed.
 MAX_MESSAGE_FIELD_CHARS = 100_000
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Times are stored in UTC, but SQLite returns them without a time zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ConversationCreate(BaseModel):
@@ -34,7 +42,7 @@ class ConversationPublic(BaseModel):
     channel: str
     status: str
     language: str | None
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class MessageCreate(BaseModel):
@@ -55,7 +63,7 @@ class MessagePublic(BaseModel):
     seq: int
     role: str
     text: str
-    created_at: datetime
+    created_at: UtcDatetime
     metadata: dict[str, Any] = Field(validation_alias="meta")
 
 

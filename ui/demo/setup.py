@@ -77,7 +77,7 @@ def prepare_demo(settings: Settings) -> str:
         )
         lines.append(indexer.index_paths([corpus.knowledge_dir]).summary())
         past = indexer.index_past_answers(min_answer_words=settings.retrieval.past_answer_min_words)
-        lines.append(f"Past answers: {past.summary()}")
+        lines.append(past.summary(subject="Indexed past answers of conversations"))
     except (StorageError, RetrievalError, OSError, ValueError) as error:
         raise DemoSetupError(f"importing or indexing the demo data failed: {error}") from error
     finally:

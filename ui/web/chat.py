@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from bot.dialog_manager import DialogManager
+from bot.dialog_manager import ConversationClosedError, DialogManager
 from bot.guard import InvalidMessageError
 from bot.i18n import translate
 from bot.reply import Reply, ReplyPath
@@ -98,9 +98,11 @@ def _send(
     except TurnLockTimeoutError:
         gr.Warning(translate("chat.error_busy", language))
         return text, history, conversation_id
-    except NotFoundError:
+    except (NotFoundError, ConversationClosedError):
         # The conversation was deleted behind the page: start over on the next message.
-        logger.warning("Chat conversation id=%s vanished; starting a new one", conversation_id)
+        logger.warning(
+            "Chat conversation id=%s is gone or closed; starting a new one", conversation_id
+        )
         gr.Warning(translate("chat.error_internal", language))
         return text, history, None
 
