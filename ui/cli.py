@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -205,6 +206,79 @@ def demo(
         from ui.serve import run_server
 
         run_server(settings, workers=1)
+
+
+finetune_app = typer.Typer(
+    help="Fine-tuning: build datasets from stored conversations.", no_args_is_help=True
+)
+app.add_typer(finetune_app, name="finetune")
+
+
+@finetune_app.command("dataset")
+def finetune_dataset(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; default <home>/finetune/datasets/<UTC time>."),
+    ] = None,
+    created_from: Annotated[
+        datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
+    ] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Only these channels; repeat for several.")
+    ] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only these statuses (open, closed).")
+    ] = None,
+    context_turns: Annotated[int, typer.Option(min=0, help="Earlier turns per pair.")] = 4,
+    validation: Annotated[float, typer.Option(help="Share of conversations for validation.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Share of conversations for test.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 42,
+    duplicate_similarity: Annotated[
+        float,
+        typer.Option(help="Cosine from which questions count as duplicates; 1 disables merging."),
+    ] = 0.9,
+) -> None:
+    """Build redacted (context, question -> answer) pairs as train/validation/test JSONL."""
+    settings = _load_settings()
+    from bot.runtime import build_embedder, open_database
+    from finetune.build import DatasetConfig, build_dataset
+    from finetune.pairs import ConversationFilter
+
+    try:
+        conversation_filter = ConversationFilter(
+            created_from=created_from,
+            created_to=created_to,
+            channels=tuple(channel or ()),
+            statuses=tuple(status or ()),
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        config = DatasetConfig(
+            out_dir=out or settings.home / "finetune" / "datasets" / stamp,
+            conversation_filter=conversation_filter,
+            context_turns=context_turns,
+            validation=validation,
+            test=test,
+            seed=seed,
+            duplicate_similarity=duplicate_similarity,
+        )
+    except ValueError as error:
+        raise _fail(f"Invalid selection: {error}", code=2) from error
+
+    engine, session_factory = open_database(settings)
+    try:
+        embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
+        stats = build_dataset(session_factory, config, embedder=embedder)
+    except (ValueError, OSError) as error:
+        raise _fail(f"Building the dataset failed: {error}") from error
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"Wrote {config.out_dir}: pairs {stats.pairs}, duplicates removed "
+        f"{stats.duplicates_removed}, dropped {stats.dropped}, redacted {stats.redactions}."
+    )
 
 
 @app.command("config")
