@@ -1,1 +1,1 @@
-"""Training code for the dialog, intent and entity models; it has no modules yet."""
+"""Fine-tuning: datasets of supervised pairs built from stored dialogs, with redaction."""

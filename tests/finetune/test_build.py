@@ -36,9 +36,12 @@ def test_build_dataset_redacts_and_writes_splits(imported, tmp_path):
     assert "4111" not in written
     assert "jane.doe@example.com" not in written
     assert "13812345678" not in written
-    assert "[CARD]" in written and "[EMAIL]" in written and "[PHONE]" in written
+    assert "[CARD]" in written
+    assert "[EMAIL]" in written
+    assert "[PHONE]" in written
     assert written.count("2019123456789") == 2
-    assert "10023" in written and "$49.90" in written
+    assert "10023" in written
+    assert "$49.90" in written
     assert json.loads((tmp_path / "dataset" / "stats.json").read_text())["redactions"]["CARD"] == 1
 
 
