@@ -1,1 +1,1 @@
-"""Fine-tuning: datasets of supervised pairs built from stored dialogs, with redaction."""
+"""Fine-tuning: datasets of supervised pairs from stored dialogs, redaction and training."""

@@ -281,6 +281,56 @@ def finetune_dataset(
     )
 
 
+@finetune_app.command("train")
+def finetune_train(
+    dataset: Annotated[Path, typer.Argument(help="Folder written by `finetune dataset`.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; default <home>/finetune/runs/<UTC time>."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 3.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    max_seq_len: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
+    batch_tokens: Annotated[
+        int, typer.Option(help="Tokens per packed row (per device batch).")
+    ] = 4096,
+    seed: Annotated[int, typer.Option(help="Seed of the run.")] = 42,
+) -> None:
+    """Fine-tune the configured dialog model on a dataset; the model is not activated."""
+    settings = _load_settings()
+    from bot.generation.base import GenerationError
+    from bot.generation.model_cache import resolve_model_path
+    from finetune.config import TrainingConfig
+    from finetune.trainer import train
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        model_path = resolve_model_path(settings.generation.model, settings.model_cache_dir)
+        config = TrainingConfig(
+            model=settings.generation.model,
+            dataset_dir=dataset,
+            output_dir=out or settings.home / "finetune" / "runs" / stamp,
+            method=method,
+            max_steps=max_steps,
+            num_epochs=epochs,
+            learning_rate=learning_rate,
+            max_seq_len=max_seq_len,
+            per_device_batch_tokens=batch_tokens,
+            seed=seed,
+        )
+        result = train(config, model_path=model_path)
+    except (GenerationError, ValueError, OSError) as error:
+        raise _fail(f"Fine-tuning failed: {error}") from error
+    typer.echo(
+        f"Trained {result.steps} steps in {result.train_seconds:.0f} s "
+        f"({result.answer_tokens_per_s:.0f} answer tokens/s); model saved to {result.model_dir}."
+    )
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the resolved settings, with secrets hidden."""
