@@ -13,7 +13,7 @@ Each turn runs these steps in order:
    an answer grounded in the passages. The best passage is quoted instead for languages
    the model does not write well, and when the answer's similarity to the passages is
    below ``retrieval.grounding_min_similarity``;
-5. otherwise the bot says it has no answer and offers a human agent.
+5. otherwise the bot replies that it has no answer and offers a human agent.
 
 Both turns are stored, and the reply carries citations, timings and an explanation.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 # the query. Large enough to lift the named venue above venues that merely list it as a
 # neighbour; see retrieval/titles.py.
 TITLE_MATCH_BONUS = 0.3
+# Recent query embeddings kept per retriever (384 floats each for the packaged model).
+QUERY_CACHE_SIZE = 64
 # Document kinds whose title names one thing. FAQ titles are questions and past answers
 # are titled by conversation id, so neither is matched by title.
 _TITLED_KINDS = (DocumentKind.MARKDOWN, DocumentKind.TEXT, DocumentKind.HTML)
@@ -147,6 +150,8 @@ class HybridRetriever:
         self.candidates_per_route = candidates_per_route
         self._indexer = KnowledgeIndexer(session_factory, embedder, self.index_dir)
         self._reload_lock = threading.Lock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
         self._has_warned_missing_rows = False
         self._snapshot = self._load_snapshot()
 
@@ -212,6 +217,24 @@ class HybridRetriever:
             self._has_warned_missing_rows = False
         return True
 
+    def _embed_query(self, query: str) -> np.ndarray:
+        """Return the (1, d) query embedding, reusing it for repeated queries.
+
+        The dialog manager retrieves stored answers and passages for the same message
+        in two calls, so the second one finds the vector here instead of re-encoding.
+        """
+        with self._query_cache_lock:
+            cached = self._query_cache.get(query)
+            if cached is not None:
+                self._query_cache.move_to_end(query)
+                return cached
+        vector = self._embedder.embed([query])
+        with self._query_cache_lock:
+            self._query_cache[query] = vector
+            if len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return vector
+
     def _lexical_weight(self, query: str) -> float:
         if detect_language(query) == "zh-CN":
             return self.lexical_weight_zh
@@ -227,7 +250,7 @@ class HybridRetriever:
     ) -> tuple[dict[int, float], dict[int, float]]:
         """Collect candidates from both routes and score each one by both."""
         pool = max(self.candidates_per_route, top_k)
-        query_vector = self._embedder.embed([query])
+        query_vector = self._embed_query(query)
         scores, ids = snapshot.dense.search(query_vector, pool, allowed_ids=allowed_ids)
         dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
 

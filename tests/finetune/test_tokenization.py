@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from finetune.tokenization import (
@@ -15,14 +14,8 @@ from finetune.tokenization import (
     tokenize_example,
     tokenize_examples,
 )
+from tests.utils.tiny_models import CHATML_TEMPLATE, build_word_tokenizer
 
-# The same layout as SmolLM2-135M-Instruct's template, without its default system prompt.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 WORDS = (
     "system user assistant you help shop customers where is my order it ships today "
     "thanks and the refund takes five days can i pay by card yes"
@@ -32,21 +25,7 @@ WORDS = (
 @pytest.fixture(scope="module")
 def word_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer with ChatML special tokens: one token per word and newline."""
-    vocab = {"[UNK]": 0, "<|im_start|>": 1, "<|im_end|>": 2, "\n": 3}
-    vocab.update({word: index + 4 for index, word in enumerate(WORDS)})
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(" ", behavior="removed"),
-            pre_tokenizers.Split("\n", behavior="isolated"),
-        ]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="[UNK]"
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
-    tokenizer.chat_template = CHATML_TEMPLATE
-    return tokenizer
+    return build_word_tokenizer(WORDS)
 
 
 def _conversation(*contents: str, system: str | None = "you help shop customers") -> list[dict]:

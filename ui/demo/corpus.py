@@ -83,10 +83,10 @@ def build_demo_corpus(
 ) -> DemoCorpus:
     """Write the demo knowledge base into ``out_dir/knowledge`` and choose the dialogs.
 
-    The knowledge base contains the 125 StackFAQ threads as FAQ entries (the crowd-written
-    paraphrases are left out: they are StackFAQ's evaluation queries), the 10 ABCD
+    The knowledge base contains the 125 StackFAQ threads as FAQ entries, the 10 ABCD
     guideline flows with their 55 subflows, and every CrossWOZ attraction (465),
-    restaurant (951) and hotel (1,133). Each venue file is a few hundred characters, so
+    restaurant (951) and hotel (1,133). The crowd-written StackFAQ paraphrases are left
+    out because they are the evaluation queries. Each venue file is a few hundred characters, so
     one chunk. Files are rewritten only when their content changes, and files of earlier
     runs that this run does not produce are deleted, so the folder can be indexed
     incrementally.
