@@ -195,6 +195,15 @@ class GenerationSettings(BaseModel):
     history_turns: int = Field(
         default=4, ge=0, le=50, description="Earlier turns of the conversation sent to the model."
     )
+    reload_interval_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description=(
+            "Seconds between checks of which dialog model version is active, so that "
+            "'supportbot models activate' and 'rollback' reach a running server. 0 turns "
+            "the checks off; POST /v1/models/reload still switches at once."
+        ),
+    )
 
 
 class Settings(BaseSettings):

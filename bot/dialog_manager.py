@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.generation.base import GenerationError, Generator
 from bot.guard import check_message
 from bot.i18n import normalize_language, translate
+from bot.model_switch import ModelSwitch, ServedModel
 from bot.prompting import build_grounded_messages
 from bot.reply import Citation, Reply, ReplyPath
 from bot.turn_lock import TurnLock
@@ -74,7 +75,7 @@ class DialogManager:
     """Answers customer messages and stores every turn.
 
     Example:
-        >>> manager = DialogManager(session_factory=..., retriever=..., generator=...,
+        >>> manager = DialogManager(session_factory=..., retriever=..., models=...,
         ...                         turn_lock=..., settings=Settings())
         >>> conversation_id = manager.start_conversation(language="en")
         >>> manager.respond(conversation_id, "How do I reset my password?").path
@@ -85,13 +86,13 @@ class DialogManager:
         *,
         session_factory: sessionmaker[Session],
         retriever: HybridRetriever,
-        generator: Generator,
+        models: ModelSwitch,
         turn_lock: TurnLock,
         settings: Settings,
     ) -> None:
         self.session_factory = session_factory
         self.retriever = retriever
-        self.generator = generator
+        self.models = models
         self.turn_lock = turn_lock
         self.settings = settings
 
@@ -146,11 +147,15 @@ class DialogManager:
                     meta={"language": language},
                 )
 
+            # Taken once, so the whole turn uses one model even if ops switch versions now.
+            served = self.models.current
             timings: dict[str, float] = {"lock_wait": round(waited_ms, 1)}
-            decision = self._decide(guard.text, guard.block_reason, language, history, timings)
+            decision = self._decide(
+                guard.text, guard.block_reason, language, history, served.generator, timings
+            )
             timings["total"] = round((time.perf_counter() - started) * 1000, 1)
             reply = self._store_reply(
-                conversation_id, customer_message, decision, language, timings
+                conversation_id, customer_message, decision, language, served, timings
             )
 
         logger.info(
@@ -185,6 +190,7 @@ class DialogManager:
         block_reason: str | None,
         language: str,
         history: list[Message],
+        generator: Generator,
         timings: dict[str, float],
     ) -> _Decision:
         if block_reason is not None:
@@ -220,7 +226,7 @@ class DialogManager:
 
         grounding = [p for p in passages if p.score >= passage_threshold]
         grounding = grounding[:MAX_GROUNDING_PASSAGES]
-        return self._generate(text, grounding, history, language, timings, details)
+        return self._generate(text, grounding, history, language, generator, timings, details)
 
     def _thresholds(self, text: str) -> tuple[float, float]:
         """Return the (stored answer, passage) thresholds for the script of ``text``."""
@@ -235,6 +241,7 @@ class DialogManager:
         grounding: list[Passage],
         history: list[Message],
         language: str,
+        generator: Generator,
         timings: dict[str, float],
         details: dict[str, Any],
     ) -> _Decision:
@@ -242,7 +249,7 @@ class DialogManager:
         generation_settings = self.settings.generation
         step = time.perf_counter()
         try:
-            generation = self.generator.generate(
+            generation = generator.generate(
                 messages,
                 max_new_tokens=generation_settings.max_new_tokens,
                 temperature=generation_settings.temperature,
@@ -280,6 +287,7 @@ class DialogManager:
         customer_message: Message,
         decision: _Decision,
         language: str,
+        served: ServedModel,
         timings: dict[str, float],
     ) -> Reply:
         explanation = {
@@ -288,7 +296,8 @@ class DialogManager:
             "language": language,
             "models": {
                 "embedding": self.retriever.embedder.name,
-                "generator": self.generator.model_name,
+                "generator": served.generator.model_name,
+                "dialog_version": served.version or "base",
             },
             **decision.details,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.dialog_manager import DialogManager
 from bot.generation.base import Generator, build_generator
+from bot.model_switch import ModelSwitch
 from bot.turn_lock import build_turn_lock
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.retriever import HybridRetriever
 from storage.db import create_db_engine, create_session_factory, upgrade_schema
+from storage.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +32,12 @@ class BotRuntime:
     session_factory: sessionmaker[Session]
     embedder: SentenceTransformerEmbedder
     retriever: HybridRetriever
-    generator: Generator
+    models: ModelSwitch
     dialog_manager: DialogManager
 
     def close(self) -> None:
-        """Release database connections."""
+        """Stop watching the model registry and release database connections."""
+        self.models.stop_watching()
         self.engine.dispose()
 
 
@@ -79,11 +83,11 @@ def build_runtime(
         lexical_weight_en=settings.retrieval.lexical_weight_en,
         lexical_weight_zh=settings.retrieval.lexical_weight_zh,
     )
-    generator = generator or build_generator(settings.generation, settings.model_cache_dir)
+    models = build_model_switch(settings, session_factory, base_generator=generator)
     dialog_manager = DialogManager(
         session_factory=session_factory,
         retriever=retriever,
-        generator=generator,
+        models=models,
         turn_lock=build_turn_lock(engine, settings.home / "locks"),
         settings=settings,
     )
@@ -94,6 +98,47 @@ def build_runtime(
         session_factory=session_factory,
         embedder=embedder,
         retriever=retriever,
-        generator=generator,
+        models=models,
         dialog_manager=dialog_manager,
+    )
+
+
+def build_model_switch(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    base_generator: Generator | None = None,
+) -> ModelSwitch:
+    """Build the switch that serves the active dialog model version, or the base model.
+
+    Args:
+        settings: Generation settings choose the base model and how versions load.
+        session_factory: Sessions of the database with the model registry.
+        base_generator: An already loaded base model; None loads it from the settings
+            when no version is active.
+    """
+    generation = settings.generation
+
+    def load_base() -> Generator:
+        if base_generator is not None:
+            return base_generator
+        return build_generator(generation, settings.model_cache_dir)
+
+    def load_version(version: ModelVersion) -> Generator:
+        from bot.generation.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator(
+            Path(version.path or ""),
+            model_name=version.version,
+            timeout_s=generation.timeout_s,
+            repetition_penalty=generation.repetition_penalty,
+        )
+
+    # Versions are trained locally with transformers, so an 'openai' backend keeps
+    # serving its remote model whatever the registry says.
+    return ModelSwitch(
+        session_factory,
+        load_base=load_base,
+        load_version=load_version,
+        use_registry=generation.backend == "transformers",
     )

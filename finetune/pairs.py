@@ -15,7 +15,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.models import Conversation, ConversationStatus, Message, Role
+from storage.models import Conversation, ConversationStatus, Correction, Message, Role
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,12 @@ class ConversationFilter:
         channels: Accepted channel names, such as "chat" or "email".
         statuses: Accepted statuses, "open" or "closed".
         sources: Accepted ``Conversation.source`` values, such as an import file name.
+        min_rating: Lowest accepted customer rating, 1 to 5. When set, conversations
+            without a rating are left out.
 
     Raises:
-        ValueError: If a status is unknown or ``created_from`` is not before ``created_to``.
+        ValueError: If a status is unknown, ``min_rating`` is outside 1 to 5, or
+            ``created_from`` is not before ``created_to``.
     """
 
     created_from: datetime | None = None
@@ -83,11 +86,14 @@ class ConversationFilter:
     channels: tuple[str, ...] = ()
     statuses: tuple[ConversationStatus | str, ...] = ()
     sources: tuple[str, ...] = ()
+    min_rating: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_from", _to_utc(self.created_from))
         object.__setattr__(self, "created_to", _to_utc(self.created_to))
         object.__setattr__(self, "statuses", tuple(_parse_status(s) for s in self.statuses))
+        if self.min_rating is not None and not 1 <= self.min_rating <= 5:
+            raise ValueError(f"invalid min_rating {self.min_rating}: use a number from 1 to 5")
         if self.created_from and self.created_to and self.created_from >= self.created_to:
             raise ValueError(
                 f"created_from ({self.created_from.isoformat()}) must be before created_to "
@@ -111,6 +117,9 @@ class TrainingPair:
         source: ``Conversation.source``, or None.
         created_at: ``Conversation.created_at``.
         answer_seq: ``Message.seq`` of the last message of the answer.
+        is_correction: True when an agent's correction replaced the answer; such
+            answers win over every other answer to the same question.
+        rating: ``Conversation.rating``, 1 to 5, or None.
     """
 
     conversation_id: int
@@ -123,6 +132,8 @@ class TrainingPair:
     source: str | None
     created_at: datetime | None
     answer_seq: int
+    is_correction: bool = False
+    rating: int | None = None
 
 
 @dataclass
@@ -148,6 +159,7 @@ class _Turn:
     role: Role
     texts: list[str]
     last_seq: int
+    is_corrected: bool = False
 
 
 def select_conversations(session: Session, conversation_filter: ConversationFilter) -> list[int]:
@@ -163,6 +175,8 @@ def select_conversations(session: Session, conversation_filter: ConversationFilt
         query = query.where(Conversation.status.in_(conversation_filter.statuses))
     if conversation_filter.sources:
         query = query.where(Conversation.source.in_(conversation_filter.sources))
+    if conversation_filter.min_rating is not None:
+        query = query.where(Conversation.rating >= conversation_filter.min_rating)
 
     return list(session.scalars(query))
 
@@ -197,13 +211,16 @@ def collect_pairs(
             .options(selectinload(Conversation.messages))
             .order_by(Conversation.id)
         )
-        for conversation in session.scalars(query):
+        conversations = list(session.scalars(query))
+        corrections = _load_corrections(session, conversations)
+        for conversation in conversations:
             collection.pairs.extend(
                 build_pairs(
                     conversation.messages,
                     context_turns=context_turns,
                     redactor=redactor,
                     drop_counts=collection.drop_counts,
+                    corrections=corrections,
                 )
             )
             collection.conversations_read += 1
@@ -217,12 +234,27 @@ def collect_pairs(
     return collection
 
 
+def _load_corrections(session: Session, conversations: Sequence[Conversation]) -> dict[int, str]:
+    """Return the newest correction text of each corrected message of ``conversations``."""
+    if not conversations:
+        return {}
+    query = (
+        select(Correction.message_id, Correction.text)
+        .join(Message, Message.id == Correction.message_id)
+        .where(Message.conversation_id.in_([conversation.id for conversation in conversations]))
+        .order_by(Correction.id)
+    )
+    # Later rows overwrite earlier ones, so the newest correction wins.
+    return {message_id: text for message_id, text in session.execute(query)}
+
+
 def build_pairs(
     messages: Sequence[Message],
     *,
     context_turns: int = 4,
     redactor: Callable[[str], str] | None = None,
     drop_counts: Counter[str] | None = None,
+    corrections: Mapping[int, str] | None = None,
 ) -> list[TrainingPair]:
     """Build the (context, question, answer) pairs of one conversation.
 
@@ -241,6 +273,9 @@ def build_pairs(
         drop_counts: If given, incremented per reason: "bot_or_system_message",
             "empty_message", "greeting_message", "holding_message" (messages) and
             "one_word_answer", "unanswered_question" (customer turns).
+        corrections: Agent corrections by message id. A corrected bot or agent
+            message is read as an agent message with the corrected text, and its pair
+            is marked ``is_correction``.
 
     Returns:
         The pairs in conversation order; empty when ``messages`` is empty.
@@ -257,7 +292,9 @@ def build_pairs(
     if not messages:
         return []
 
-    turns = _merge_turns(messages, redactor=redactor, drop_counts=counts)
+    turns = _merge_turns(
+        messages, redactor=redactor, drop_counts=counts, corrections=corrections or {}
+    )
     conversation = messages[0].conversation
     pairs = []
     for index, turn in enumerate(turns):
@@ -287,6 +324,8 @@ def build_pairs(
                 source=conversation.source,
                 created_at=conversation.created_at,
                 answer_seq=answer.last_seq,
+                is_correction=answer.is_corrected,
+                rating=conversation.rating,
             )
         )
     return pairs
@@ -301,9 +340,10 @@ def choose_best_answers(
     """Keep one pair per group of near-duplicate questions.
 
     Questions are linked when the cosine similarity of their embeddings is at least
-    ``similarity``; linked questions form a group (union-find). Each group keeps the
-    pair whose normalised answer occurs most often in the group, then one from a
-    closed conversation, then the earliest in ``pairs``.
+    ``similarity``; linked questions form a group (union-find). Each group keeps an
+    agent's correction if it has one, else the pair whose normalised answer occurs most
+    often in the group, then one from a closed conversation, then the best rated, then
+    the earliest in ``pairs``.
 
     NOTE: Links are transitive, so a chain of similar questions can join two questions
     that are less similar than ``similarity`` to each other.
@@ -348,22 +388,35 @@ def _merge_turns(
     *,
     redactor: Callable[[str], str] | None,
     drop_counts: Counter[str],
+    corrections: Mapping[int, str],
 ) -> list[_Turn]:
     turns: list[_Turn] = []
     for message in sorted(messages, key=lambda m: m.seq):
-        if message.role not in (Role.CUSTOMER, Role.AGENT):
+        correction = corrections.get(message.id)
+        # A corrected bot or agent reply counts as the agent's answer, in its corrected form.
+        role = Role.AGENT if correction is not None else message.role
+        if role not in (Role.CUSTOMER, Role.AGENT):
             drop_counts["bot_or_system_message"] += 1
             continue
-        text = (redactor(message.text) if redactor else message.text).strip()
+        original = correction if correction is not None else message.text
+        text = (redactor(original) if redactor else original).strip()
         reason = _filler_reason(text)
         if reason is not None:
             drop_counts[reason] += 1
             continue
-        if turns and turns[-1].role == message.role:
+        if turns and turns[-1].role == role:
             turns[-1].texts.append(text)
             turns[-1].last_seq = message.seq
+            turns[-1].is_corrected = turns[-1].is_corrected or correction is not None
         else:
-            turns.append(_Turn(role=message.role, texts=[text], last_seq=message.seq))
+            turns.append(
+                _Turn(
+                    role=role,
+                    texts=[text],
+                    last_seq=message.seq,
+                    is_corrected=correction is not None,
+                )
+            )
     return turns
 
 
@@ -439,8 +492,10 @@ def _choose_in_group(pairs: Sequence[TrainingPair], members: list[int]) -> int:
     return min(
         members,
         key=lambda i: (
+            not pairs[i].is_correction,
             -answer_counts[_normalise(pairs[i].answer)],
             pairs[i].status != ConversationStatus.CLOSED,
+            -(pairs[i].rating or 0),
             i,
         ),
     )

@@ -271,6 +271,7 @@ def _conversation_row(record: DialogRecord, now: datetime) -> dict[str, Any]:
         "status": ConversationStatus.CLOSED,
         "language": record.language,
         "source": record.source[:255] if record.source else None,
+        "rating": record.rating,
         "created_at": created_at,
         "updated_at": max(turn_times) if turn_times else created_at,
     }

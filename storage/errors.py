@@ -11,3 +11,7 @@ class NotFoundError(StorageError):
 
 class DatabaseUnavailableError(StorageError):
     """The database cannot be reached or its schema cannot be brought up to date."""
+
+
+class ModelActivationError(StorageError):
+    """A model version cannot be activated or rolled back in its current state."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -66,6 +67,28 @@ class DocumentKind(enum.StrEnum):
     DIALOG = "dialog"
 
 
+class ModelKind(enum.StrEnum):
+    """Job of a trained model; each kind has its own active version."""
+
+    DIALOG = "dialog"
+    INTENT = "intent"
+    NER = "ner"
+
+
+class ModelStatus(enum.StrEnum):
+    """Outcome of the training run behind a model version.
+
+    Only READY and REJECTED versions have weights that can be served. A REJECTED
+    version scored worse than the model it would replace and is activated only by force.
+    """
+
+    TRAINING = "training"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    READY = "ready"
+    REJECTED = "rejected"
+
+
 class Conversation(Base):
     """One support conversation, imported or live."""
 
@@ -79,6 +102,8 @@ class Conversation(Base):
     )
     language: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(255))
+    # Customer rating from 1 (worst) to 5 (best); None when the customer gave none.
+    rating: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utc_now, onupdate=utc_now
@@ -160,3 +185,60 @@ class Chunk(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     document: Mapped[KnowledgeDocument] = relationship(back_populates="chunks")
+
+
+class ModelVersion(Base):
+    """A trained model: where its files are, how it was trained and how it scored."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ModelKind] = mapped_column(_enum_column(ModelKind), index=True)
+    version: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[ModelStatus] = mapped_column(_enum_column(ModelStatus))
+    base_model: Mapped[str] = mapped_column(String(1024))
+    # Folder that from_pretrained loads; empty until training has saved the model.
+    path: Mapped[str | None] = mapped_column(String(2048))
+    run_dir: Mapped[str | None] = mapped_column(String(2048))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    training_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelActivation(Base):
+    """One activation of a model version, kept as a stack per kind.
+
+    The active version of a kind is the one in its newest activation that has not been
+    rolled back. A rollback sets ``rolled_back_at`` on that row, which makes the
+    activation before it current again; with none left, the configured base model serves.
+    """
+
+    __tablename__ = "model_activations"
+    __table_args__ = (Index("ix_model_activations_kind_id", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ModelKind] = mapped_column(_enum_column(ModelKind))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class Correction(Base):
+    """An agent's right answer to a reply that was wrong; fine-tuning prefers it."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -95,6 +95,7 @@ def parse_conversation(data: dict[str, Any], *, source: str | None) -> DialogRec
     channel = data.get("channel")
     language = data.get("language")
     created_at = data.get("created_at")
+    rating = data.get("rating")
     return DialogRecord(
         external_id=external_id,
         turns=tuple(_parse_turn(turn, index) for index, turn in enumerate(turns, start=1)),
@@ -112,7 +113,17 @@ def parse_conversation(data: dict[str, Any], *, source: str | None) -> DialogRec
         created_at=None
         if created_at is None
         else parse_timestamp(created_at, field_name="created_at"),
+        rating=None if rating is None else _check_rating(rating),
     )
+
+
+def _check_rating(value: object) -> int:
+    # bool is a subclass of int, and true/false is no rating.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise RecordValidationError(
+            ProblemKind.INVALID_VALUE, f"rating must be a whole number from 1 to 5, got {value!r}"
+        )
+    return value
 
 
 def _parse_turn(turn: object, index: int) -> TurnRecord:

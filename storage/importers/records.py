@@ -60,6 +60,7 @@ class DialogRecord:
     language: str | None = None
     source: str | None = None
     created_at: datetime | None = None
+    rating: int | None = None
 
 
 @dataclass(frozen=True)

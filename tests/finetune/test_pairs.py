@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from finetune.pairs import (
     collect_pairs,
     select_conversations,
 )
-from storage.models import Conversation, ConversationStatus, Message, Role
+from storage.models import Conversation, ConversationStatus, Correction, Message, Role
 
 CUSTOMER, AGENT, BOT = Role.CUSTOMER, Role.AGENT, Role.BOT
 
@@ -323,6 +324,108 @@ def test_choose_best_answers_prefers_closed_on_tie(packaged_embedder):
     pairs = [
         _pair(0, "How do I reset my password?", "Ask an admin to reset it.", "open"),
         _pair(1, "How can I reset my password?", "Use the Forgot password link.", "closed"),
+    ]
+
+    result = choose_best_answers(pairs, packaged_embedder, similarity=0.9)
+
+    assert [pair.conversation_id for pair in result.pairs] == [1]
+
+
+def _store_with_correction(session_factory, turns, corrected_seq: int, text: str) -> list[int]:
+    with session_factory.begin() as session:
+        conversation = _store_conversation(session, "c-1", turns)
+        message = next(m for m in conversation.messages if m.seq == corrected_seq)
+        session.add(Correction(message_id=message.id, text="An older correction.", author="a"))
+        session.flush()
+        session.add(Correction(message_id=message.id, text=text, author="agent-7"))
+        return [conversation.id]
+
+
+def test_correction_replaces_bot_reply(sqlite_session_factory):
+    turns = [(CUSTOMER, "Where is my parcel?"), (BOT, "I do not know, sorry about that.")]
+    ids = _store_with_correction(
+        sqlite_session_factory, turns, corrected_seq=2, text="It left the depot this morning."
+    )
+
+    with sqlite_session_factory() as session:
+        collection = collect_pairs(session, ids)
+
+    assert [pair.answer for pair in collection.pairs] == ["It left the depot this morning."]
+    assert collection.pairs[0].is_correction is True
+
+
+def test_correction_replaces_agent_reply(sqlite_session_factory):
+    turns = [(CUSTOMER, "Can I pay later?"), (AGENT, "No, you have to pay today.")]
+    ids = _store_with_correction(
+        sqlite_session_factory, turns, corrected_seq=2, text="Yes, within 30 days by invoice."
+    )
+
+    with sqlite_session_factory() as session:
+        collection = collect_pairs(session, ids)
+
+    assert [pair.answer for pair in collection.pairs] == ["Yes, within 30 days by invoice."]
+
+
+def test_uncorrected_bot_reply_still_dropped(sqlite_session_factory):
+    turns = [(CUSTOMER, "Where is my parcel?"), (BOT, "I do not know, sorry about that.")]
+    with sqlite_session_factory.begin() as session:
+        ids = [_store_conversation(session, "c-1", turns).id]
+
+    with sqlite_session_factory() as session:
+        collection = collect_pairs(session, ids)
+
+    assert collection.pairs == []
+
+
+@pytest.mark.slow
+def test_choose_best_answers_prefers_correction(packaged_embedder):
+    recurring = "Ask an admin to reset it."
+    corrected = dataclasses.replace(
+        _pair(2, "How can I reset my password?", "Use the Forgot password link."),
+        is_correction=True,
+    )
+    pairs = [
+        _pair(0, "How do I reset my password?", recurring),
+        _pair(1, "how do i reset my password", recurring),
+        corrected,
+    ]
+
+    result = choose_best_answers(pairs, packaged_embedder, similarity=0.9)
+
+    assert [pair.conversation_id for pair in result.pairs] == [2]
+
+
+def test_filter_by_min_rating(sqlite_session_factory):
+    with sqlite_session_factory.begin() as session:
+        rated = {}
+        for name, rating in (("low", 2), ("high", 5), ("none", None)):
+            conversation = _store_conversation(
+                session, name, [(CUSTOMER, "question"), (AGENT, "a long answer")]
+            )
+            conversation.rating = rating
+            rated[name] = conversation.id
+
+    with sqlite_session_factory() as session:
+        selected = select_conversations(session, ConversationFilter(min_rating=4))
+
+    assert selected == [rated["high"]]
+
+
+@pytest.mark.parametrize("rating", [0, 6])
+def test_filter_invalid_rating_rejected(rating):
+    with pytest.raises(ValueError, match=f"invalid min_rating {rating}"):
+        ConversationFilter(min_rating=rating)
+
+
+@pytest.mark.slow
+def test_choose_best_answers_prefers_rated_on_tie(packaged_embedder):
+    pairs = [
+        dataclasses.replace(
+            _pair(0, "How do I reset my password?", "Ask an admin to reset it."), rating=2
+        ),
+        dataclasses.replace(
+            _pair(1, "How can I reset my password?", "Use the Forgot password link."), rating=5
+        ),
     ]
 
     result = choose_best_answers(pairs, packaged_embedder, similarity=0.9)

@@ -177,6 +177,16 @@ def test_jsonl_reader_non_utf8_line(tmp_path):
             "maximum is 255",
         ),
         ('["not", "an", "object"]', ProblemKind.INVALID_VALUE, "JSON object"),
+        (
+            '{"id": "x", "rating": 9, "turns": [{"role": "agent", "text": "a"}]}',
+            ProblemKind.INVALID_VALUE,
+            "rating must be a whole number from 1 to 5, got 9",
+        ),
+        (
+            '{"id": "x", "rating": "good", "turns": [{"role": "agent", "text": "a"}]}',
+            ProblemKind.INVALID_VALUE,
+            "rating must be a whole number",
+        ),
     ],
 )
 def test_jsonl_reader_rejects_invalid_values(tmp_path, line, kind, reason):
@@ -395,3 +405,15 @@ def test_resolve_inputs_folder_without_dialogs(tmp_path):
 
     with pytest.raises(ValueError, match="no dialog files found in folder"):
         resolve_inputs([tmp_path])
+
+
+def test_jsonl_reader_reads_rating(tmp_path):
+    path = tmp_path / "rated.jsonl"
+    path.write_text(
+        '{"id": "r", "rating": 4, "turns": [{"role": "customer", "text": "hi there"}]}\n',
+        encoding="utf-8",
+    )
+
+    [record] = _read(path)
+
+    assert record.rating == 4

@@ -19,7 +19,7 @@ from bot.guard import InvalidMessageError
 from bot.runtime import BotRuntime, build_runtime
 from bot.turn_lock import TurnLockTimeoutError
 from storage.errors import NotFoundError
-from ui.api.routes import conversations, health
+from ui.api.routes import conversations, health, models
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, *, runtime: BotRuntime | None =
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         logger.info("API started chat=%s docs=/docs", CHAT_PATH)
+        runtime.models.start_watching(runtime.settings.generation.reload_interval_s)
         yield
+        runtime.models.stop_watching()
         logger.info("API stopping")
 
     app = FastAPI(
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: BotRuntime | None =
     app.state.runtime = runtime
     app.include_router(health.router)
     app.include_router(conversations.router)
+    app.include_router(models.router)
     _add_error_handlers(app)
     _add_body_limit(app)
 

@@ -108,3 +108,32 @@ class HealthPublic(BaseModel):
     chunks: int
     embedding_model: str
     generator_model: str
+    dialog_model_version: str = Field(
+        description="Registry version of the dialog model that serves, or 'base'."
+    )
+    model_error: str | None = Field(
+        default=None, description="Why the active version could not be loaded, if it failed."
+    )
+
+
+class ModelVersionPublic(BaseModel):
+    """A registered model version."""
+
+    version: str
+    kind: str
+    status: str
+    base_model: str
+    path: str | None
+    metrics: dict[str, Any]
+    is_active: bool
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+
+class ModelsPublic(BaseModel):
+    """Registered dialog model versions and the one this server process serves."""
+
+    serving: str = Field(description="Version this process serves now, or 'base'.")
+    active: str = Field(description="Version the registry marks active, or 'base'.")
+    model_error: str | None = None
+    versions: list[ModelVersionPublic]

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1", tags=["health"])
 @router.get("/health", response_model=HealthPublic)
 def read_health(runtime: RuntimeDep) -> HealthPublic:
     """Check the database and report the loaded models."""
+    served = runtime.models.current
     with runtime.session_factory() as session:
         session.execute(text("SELECT 1"))
         chunks = repository.count_chunks(session)
@@ -26,7 +27,9 @@ def read_health(runtime: RuntimeDep) -> HealthPublic:
         database=runtime.engine.dialect.name,
         chunks=chunks,
         embedding_model=runtime.embedder.name,
-        generator_model=runtime.generator.model_name,
+        generator_model=served.generator.model_name,
+        dialog_model_version=served.version or "base",
+        model_error=runtime.models.last_error,
     )
 
 

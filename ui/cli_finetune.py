@@ -1,0 +1,371 @@
+"""``supportbot finetune``: build datasets, train, evaluate and register dialog models."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ui.cli_support import fail, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.config import Settings
+    from finetune.config import TrainingConfig
+    from finetune.pipeline import Baseline
+
+logger = logging.getLogger(__name__)
+
+finetune_app = typer.Typer(
+    help=(
+        "Fine-tuning of the dialog model: 'run' does everything; 'dataset' and 'train' "
+        "are its first steps on their own."
+    ),
+    no_args_is_help=True,
+)
+
+
+@finetune_app.command("dataset")
+def finetune_dataset(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; default <home>/finetune/datasets/<UTC time>."),
+    ] = None,
+    created_from: Annotated[
+        datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
+    ] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Only these channels; repeat for several.")
+    ] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only these statuses (open, closed).")
+    ] = None,
+    min_rating: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),
+    ] = None,
+    context_turns: Annotated[int, typer.Option(min=0, help="Earlier turns per pair.")] = 4,
+    validation: Annotated[float, typer.Option(help="Share of conversations for validation.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Share of conversations for test.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 42,
+    duplicate_similarity: Annotated[
+        float,
+        typer.Option(help="Cosine from which questions count as duplicates; 1 disables merging."),
+    ] = 0.9,
+) -> None:
+    """Build redacted (context, question -> answer) pairs as train/validation/test JSONL."""
+    settings = load_settings()
+    from bot.runtime import build_embedder, open_database
+    from finetune.build import DatasetConfig, build_dataset
+    from finetune.pairs import ConversationFilter
+
+    try:
+        conversation_filter = ConversationFilter(
+            created_from=created_from,
+            created_to=created_to,
+            channels=tuple(channel or ()),
+            statuses=tuple(status or ()),
+            min_rating=min_rating,
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        config = DatasetConfig(
+            out_dir=out or settings.home / "finetune" / "datasets" / stamp,
+            conversation_filter=conversation_filter,
+            context_turns=context_turns,
+            validation=validation,
+            test=test,
+            seed=seed,
+            duplicate_similarity=duplicate_similarity,
+        )
+    except ValueError as error:
+        raise fail(f"Invalid selection: {error}", code=2) from error
+
+    engine, session_factory = open_database(settings)
+    try:
+        embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
+        stats = build_dataset(session_factory, config, embedder=embedder)
+    except (ValueError, OSError) as error:
+        raise fail(f"Building the dataset failed: {error}") from error
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"Wrote {config.out_dir}: pairs {stats.pairs}, duplicates removed "
+        f"{stats.duplicates_removed}, dropped {stats.dropped}, redacted {stats.redactions}."
+    )
+
+
+@finetune_app.command("train")
+def finetune_train(
+    dataset: Annotated[Path, typer.Argument(help="Folder written by `finetune dataset`.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; default <home>/finetune/runs/<UTC time>."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 3.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    max_seq_len: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
+    batch_tokens: Annotated[
+        int, typer.Option(help="Tokens per packed row (per device batch).")
+    ] = 4096,
+    seed: Annotated[int, typer.Option(help="Seed of the run.")] = 42,
+) -> None:
+    """Fine-tune the configured dialog model on a dataset; the model is not activated."""
+    settings = load_settings()
+    from bot.generation.base import GenerationError
+    from bot.generation.model_cache import resolve_model_path
+    from finetune.config import TrainingConfig
+    from finetune.trainer import train
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        model_path = resolve_model_path(settings.generation.model, settings.model_cache_dir)
+        config = TrainingConfig(
+            model=settings.generation.model,
+            dataset_dir=dataset,
+            output_dir=out or settings.home / "finetune" / "runs" / stamp,
+            method=method,
+            max_steps=max_steps,
+            num_epochs=epochs,
+            learning_rate=learning_rate,
+            max_seq_len=max_seq_len,
+            per_device_batch_tokens=batch_tokens,
+            seed=seed,
+        )
+        result = train(config, model_path=model_path)
+    except (GenerationError, ValueError, OSError) as error:
+        raise fail(f"Fine-tuning failed: {error}") from error
+    typer.echo(
+        f"Trained {result.steps} steps in {result.train_seconds:.0f} s "
+        f"({result.answer_tokens_per_s:.0f} answer tokens/s); model saved to {result.model_dir}."
+    )
+
+
+
+
+@finetune_app.command("run")
+def finetune_run(
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Dataset folder to train on; default builds one from storage."),
+    ] = None,
+    created_from: Annotated[
+        datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
+    ] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Only these channels; repeat for several.")
+    ] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only these statuses (open, closed).")
+    ] = None,
+    min_rating: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 3.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    max_seq_len: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
+    batch_tokens: Annotated[
+        int, typer.Option(help="Tokens per packed row (per device batch).")
+    ] = 4096,
+    grad_accum: Annotated[
+        int, typer.Option(min=1, help="Packed rows whose gradients add up to one optimizer step.")
+    ] = 4,
+    eval_every: Annotated[
+        int, typer.Option(min=0, help="Optimizer steps between validation runs; 0: at the end.")
+    ] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the run.")] = 42,
+    eval_limit: Annotated[
+        int, typer.Option(min=1, help="Test pairs that compare the new and the serving model.")
+    ] = 100,
+    min_pairs: Annotated[
+        int, typer.Option(min=1, help="Fewest training pairs a run accepts.")
+    ] = 16,
+    activate: Annotated[
+        bool, typer.Option(help="Activate the new version when it beats the serving model.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Activate the new version even if it scores worse.")
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Resume an interrupted or failed version from its last checkpoint."),
+    ] = None,
+) -> None:
+    """Build the dataset, fine-tune, compare with the serving model, register and activate.
+
+    The new version becomes active only when it beats the model that serves on the held-out
+    test pairs (higher ROUGE-L, token F1 not lower), unless --force is given. A failed or
+    interrupted run is registered with that status and the serving model stays active.
+    """
+    settings = load_settings()
+    from bot.generation.base import GenerationError
+    from bot.runtime import build_embedder, open_database
+    from finetune.config import TrainingConfig
+    from finetune.pipeline import PipelineOptions, new_version_name, run_finetune
+
+    # A stop from a process manager (SIGTERM) is handled like Ctrl+C: the version is
+    # marked interrupted and can be resumed.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    from storage.errors import StorageError
+
+    engine, session_factory = open_database(settings)
+    try:
+        version = resume or new_version_name()
+        run_dir = settings.home / "models" / "dialog" / version
+        if resume:
+            config = _resumed_config(session_factory, resume)
+        else:
+            dataset_dir = dataset or _build_dataset_for_run(
+                settings,
+                session_factory,
+                run_dir / "dataset",
+                created_from=created_from,
+                created_to=created_to,
+                channels=channel,
+                statuses=status,
+                min_rating=min_rating,
+                seed=seed,
+            )
+            config = TrainingConfig(
+                model=settings.generation.model,
+                dataset_dir=dataset_dir,
+                output_dir=run_dir,
+                method=method,
+                max_steps=max_steps,
+                num_epochs=epochs,
+                learning_rate=learning_rate,
+                max_seq_len=max_seq_len,
+                per_device_batch_tokens=batch_tokens,
+                gradient_accumulation_steps=grad_accum,
+                eval_every_steps=eval_every,
+                seed=seed,
+            )
+        model_path = _resolve_base_model(settings)
+        baseline = _serving_baseline(session_factory, model_path)
+        typer.echo(
+            f"Run {version}: training in {config.output_dir}, compared with {baseline.name}."
+        )
+        outcome = run_finetune(
+            session_factory,
+            config,
+            version=version,
+            model_path=model_path,
+            baseline=baseline,
+            embedder=build_embedder(settings),
+            options=PipelineOptions(
+                min_train_pairs=min_pairs,
+                eval_limit=eval_limit,
+                activate=activate,
+                force=force,
+            ),
+        )
+    except KeyboardInterrupt as error:
+        raise fail(
+            f"Fine-tuning run {version} was interrupted; the serving model is unchanged. "
+            f"Resume it with: supportbot finetune run --resume {version}",
+            code=130,
+        ) from error
+    except (GenerationError, StorageError, ValueError, OSError) as error:
+        raise fail(f"Fine-tuning failed; the serving model is unchanged: {error}") from error
+    finally:
+        engine.dispose()
+
+    state = "activated" if outcome.activated else "not activated"
+    typer.echo(
+        f"Version {outcome.version}: {outcome.status.value}, {state} ({outcome.decision.reason}). "
+        f"Report: {outcome.report.markdown}"
+    )
+
+
+def _raise_keyboard_interrupt(signal_number: int, _frame: object) -> None:
+    logger.warning("Received signal %d; stopping the fine-tuning run", signal_number)
+    raise KeyboardInterrupt
+
+
+def _build_dataset_for_run(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    out_dir: Path,
+    *,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    channels: list[str] | None,
+    statuses: list[str] | None,
+    min_rating: int | None,
+    seed: int,
+) -> Path:
+    from bot.runtime import build_embedder
+    from finetune.build import DatasetConfig, build_dataset
+    from finetune.pairs import ConversationFilter
+
+    conversation_filter = ConversationFilter(
+        created_from=created_from,
+        created_to=created_to,
+        channels=tuple(channels or ()),
+        statuses=tuple(statuses or ()),
+        min_rating=min_rating,
+    )
+    config = DatasetConfig(out_dir=out_dir, conversation_filter=conversation_filter, seed=seed)
+    stats = build_dataset(session_factory, config, embedder=build_embedder(settings))
+    typer.echo(f"Dataset {out_dir}: pairs {stats.pairs}, redacted {stats.redactions}.")
+    return out_dir
+
+
+def _resumed_config(session_factory: sessionmaker[Session], version: str) -> TrainingConfig:
+    from finetune.config import TrainingConfig
+    from storage import model_registry
+
+    with session_factory() as session:
+        model_version = model_registry.get_version(session, version)
+        values = dict(model_version.training_config)
+    return TrainingConfig(**values)
+
+
+def _resolve_base_model(settings: Settings) -> Path:
+    from bot.generation.model_cache import resolve_model_path
+
+    if settings.generation.backend != "transformers":
+        raise ValueError(
+            f"generation.backend is {settings.generation.backend!r}; fine-tuning needs the "
+            "'transformers' backend and a local model: set SUPPORTBOT_GENERATION__BACKEND"
+        )
+    return resolve_model_path(settings.generation.model, settings.model_cache_dir)
+
+
+def _serving_baseline(
+    session_factory: sessionmaker[Session], base_path: Path
+) -> Baseline:
+    from finetune.pipeline import Baseline
+    from storage import model_registry
+    from storage.models import ModelKind
+
+    with session_factory() as session:
+        active = model_registry.get_active_version(session, ModelKind.DIALOG)
+    if active is not None and active.path and Path(active.path).is_dir():
+        return Baseline(active.version, Path(active.path))
+    if active is not None:
+        logger.warning(
+            "Active version %s has no model folder at %s; comparing with the base model",
+            active.version,
+            active.path,
+        )
+    return Baseline("base", base_path)
