@@ -33,7 +33,9 @@ from transformers import (
     set_seed,
 )
 
+from finetune.answer_loss import answer_only_loss
 from finetune.config import TrainingConfig
+from finetune.distributed import distributed_training_arguments, sum_over_processes
 from finetune.packing import PackedBatch, pack_examples
 from finetune.tokenization import IGNORE_INDEX, tokenize_examples
 
@@ -59,10 +61,15 @@ class TrainingResult:
             the final one included; empty when the validation split is empty.
         steps: Optimizer steps reached, counting steps before a resume.
         answer_tokens: Tokens with a label (labels != -100) in the rows trained in
-            this call. Rows trained before a resume are not counted.
-        input_tokens: All tokens of the rows trained in this call.
+            this call, summed over all processes. Rows trained before a resume are
+            not counted.
+        input_tokens: All tokens of the rows trained in this call, summed over all
+            processes.
         answer_tokens_per_s: ``answer_tokens`` divided by the training seconds.
-        train_seconds: Wall-clock seconds of the training loop, evaluation excluded.
+        train_seconds: Wall-clock seconds of this process's training loop,
+            evaluation excluded; the report has the main process's value.
+        num_processes: Processes that trained together, 1 without torchrun or
+            ``accelerate launch``.
     """
 
     model_dir: Path
@@ -73,6 +80,7 @@ class TrainingResult:
     input_tokens: int = 0
     answer_tokens_per_s: float = 0.0
     train_seconds: float = 0.0
+    num_processes: int = 1
 
 
 class PackedRowDataset(torch.utils.data.Dataset):
@@ -103,8 +111,12 @@ def collate_packed_row(items: Sequence[PackedBatch]) -> dict[str, Any]:
     return items[0].model_inputs()
 
 
-class _PackedRowTrainer(Trainer):
-    """A Trainer that counts the input and answer tokens of the rows it trains on."""
+class PackedRowTrainer(Trainer):
+    """A Trainer with the answer-only loss that counts the tokens of the rows it trains on."""
+
+    # answer_only_loss divides by the answer tokens of the accumulated batch when the
+    # Trainer passes them, so the Trainer must not divide by the accumulation steps again.
+    loss_is_scaled_for_ga = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,9 +127,17 @@ class _PackedRowTrainer(Trainer):
         if model.training:
             self.answer_tokens += int((inputs["labels"] != IGNORE_INDEX).sum())
             self.input_tokens += int(inputs["input_ids"].numel())
-        return super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-        )
+            if num_items_in_batch is None:
+                # Without the Trainer's count, scale each row as a mean over the steps.
+                num_items_in_batch = (
+                    int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
+                    * self.current_gradient_accumulation_steps
+                )
+        loss, outputs = answer_only_loss(model, inputs, num_items_in_batch=num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # The count covers every process and DDP averages gradients over them.
+            loss = loss * self.accelerator.num_processes
+        return (loss, outputs) if return_outputs else loss
 
 
 def train(config: TrainingConfig, *, model_path: Path) -> TrainingResult:
@@ -129,6 +149,11 @@ def train(config: TrainingConfig, *, model_path: Path) -> TrainingResult:
     resumes from the latest one. Memory, as an estimate: LoRA needs about the model
     size plus the activations of one packed row, and method "full" about 4x the
     model size (weights, gradients and two AdamW moments in float32).
+
+    Under torchrun or ``accelerate launch`` every process calls ``train``. Each one
+    trains on its shard of the packed rows, only the main process writes ``model/``,
+    ``training_config.json`` and ``train_report.json``, and the others wait until it
+    has written them. Every process returns the token counts summed over all processes.
 
     Args:
         config: The run's settings; ``config.model`` is recorded but not loaded.
@@ -177,17 +202,23 @@ def train(config: TrainingConfig, *, model_path: Path) -> TrainingResult:
     if eval_rows:
         trainer.evaluate()
 
-    model_dir = _save_model(trainer.model, tokenizer, config)
-    result = _build_result(trainer, model_dir, train_seconds)
-    _write_report(result, config.output_dir / REPORT_FILE)
-    logger.info(
-        "trained %d steps in %.1f s, %d answer tokens at %.1f tokens/s, saved to %s",
-        result.steps,
-        result.train_seconds,
-        result.answer_tokens,
-        result.answer_tokens_per_s,
-        model_dir,
-    )
+    result = _build_result(trainer, config.output_dir / MODEL_DIR, train_seconds)
+    # Only the main process writes, so processes never write the same file at once.
+    if trainer.is_world_process_zero():
+        _save_model(trainer.model, tokenizer, config)
+        _write_report(result, config.output_dir / REPORT_FILE)
+        logger.info(
+            "trained %d steps in %.1f s, %d answer tokens at %.1f tokens/s over %d "
+            "process(es), saved to %s",
+            result.steps,
+            result.train_seconds,
+            result.answer_tokens,
+            result.answer_tokens_per_s,
+            result.num_processes,
+            result.model_dir,
+        )
+    # The other processes return only once the model folder is complete.
+    trainer.accelerator.wait_for_everyone()
     return result
 
 
@@ -273,7 +304,7 @@ def _build_trainer(
     eval_rows: Sequence[PackedBatch],
     *,
     use_bf16: bool,
-) -> _PackedRowTrainer:
+) -> PackedRowTrainer:
     # transformers' Trainer rather than a hand-written loop: it brings gradient
     # accumulation, the cosine schedule with warm-up, checkpoints that resume with
     # optimizer, scheduler and RNG state, best-model reloading and early stopping.
@@ -305,11 +336,15 @@ def _build_trainer(
         dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         bf16=use_bf16,
+        # Every trainable weight takes part in each forward pass, LoRA adapters on all
+        # linear layers included. DDP can then skip its search for unused parameters.
+        ddp_find_unused_parameters=False,
+        **distributed_training_arguments(),
     )
     callbacks = []
     if is_periodic_eval and config.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
-    return _PackedRowTrainer(
+    return PackedRowTrainer(
         model=model,
         args=args,
         data_collator=collate_packed_row,
@@ -333,8 +368,24 @@ def _save_model(model: torch.nn.Module, tokenizer: Any, config: TrainingConfig) 
 
 
 def _build_result(
-    trainer: _PackedRowTrainer, model_dir: Path, train_seconds: float
+    trainer: PackedRowTrainer, model_dir: Path, train_seconds: float
 ) -> TrainingResult:
+    """Collect the run's figures, summing the token counts of all processes.
+
+    Every process must call this, because the sum is a collective operation.
+    """
+    num_processes = trainer.accelerator.num_processes
+    if num_processes > 1:
+        logger.info(
+            "process %d of %d trained on %d answer tokens, %d input tokens",
+            trainer.accelerator.process_index,
+            num_processes,
+            trainer.answer_tokens,
+            trainer.input_tokens,
+        )
+    answer_tokens, input_tokens = sum_over_processes(
+        trainer.accelerator, [trainer.answer_tokens, trainer.input_tokens]
+    )
     history = trainer.state.log_history
     return TrainingResult(
         model_dir=model_dir,
@@ -343,10 +394,11 @@ def _build_result(
             (entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry
         ],
         steps=trainer.state.global_step,
-        answer_tokens=trainer.answer_tokens,
-        input_tokens=trainer.input_tokens,
-        answer_tokens_per_s=trainer.answer_tokens / max(train_seconds, 1e-9),
+        answer_tokens=answer_tokens,
+        input_tokens=input_tokens,
+        answer_tokens_per_s=answer_tokens / max(train_seconds, 1e-9),
         train_seconds=train_seconds,
+        num_processes=num_processes,
     )
 
 

@@ -305,3 +305,29 @@ def test_missing_model_folder_marks_failed(sqlite_session_factory, tmp_path):
         )
     assert _version(sqlite_session_factory, "v1").status == ModelStatus.FAILED
     assert _active(sqlite_session_factory) is None
+
+
+def test_model_without_chat_template_fails(sqlite_session_factory, tmp_path):
+    _write_dataset(tmp_path / "data")
+    model_path = save_tiny_model_folder(tmp_path / "no-template", WORDS)
+    config_path = model_path / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text(encoding="utf-8"))
+    tokenizer_config.pop("chat_template", None)
+    config_path.write_text(json.dumps(tokenizer_config), encoding="utf-8")
+    for template_file in model_path.glob("chat_template.*"):
+        template_file.unlink()
+
+    with pytest.raises(ValueError, match="no chat template"):
+        run_finetune(
+            sqlite_session_factory,
+            _config(tmp_path),
+            version="v1",
+            model_path=model_path,
+            baseline=Baseline("base", model_path),
+            embedder=None,
+            options=_options(),
+        )
+    version = _version(sqlite_session_factory, "v1")
+    assert version.status == ModelStatus.FAILED
+    assert "no chat template" in version.error
+    assert _active(sqlite_session_factory) is None
