@@ -18,7 +18,11 @@ So these two variants compute the same loss on the same tokens, and their per-st
 losses should agree up to float rounding. A third variant, packed-rows, packs all
 examples in order into rows of up to ``--row-tokens`` tokens, as ``supportbot finetune
 train`` does, but takes one optimizer step per row instead of 4. It trains on the same
-examples in fewer steps, so only its throughput is comparable. Each variant
+examples in fewer steps, so only its throughput is comparable. A fourth variant, grouped,
+sorts the examples by length and pads batches of up to ``--row-tokens`` tokens, as
+``finetune train`` does with ``batching="length_grouped"``; its throughput is comparable
+in the same way. The packed, packed-rows and grouped variants train with
+``finetune.trainer.PackedRowTrainer`` and its answer-only logits. Each variant
 runs in its own process, so its peak RSS is its own. Training runs on CUDA when
 present, else on the CPU.
 
@@ -50,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 MODEL = "packaged:SmolLM2-135M-Instruct"
-VARIANTS = ("padded", "packed", "packed-rows")
+VARIANTS = ("padded", "packed", "packed-rows", "grouped")
 
 logger = logging.getLogger(__name__)
 
@@ -203,11 +207,23 @@ def build_batches(
     """Return one dataset item per optimizer step, the collator, and token counts."""
     from transformers import DataCollatorForSeq2Seq
 
-    from finetune.packing import pack_examples
+    from finetune.packing import group_by_length, pack_examples
     from finetune.tokenization import IGNORE_INDEX
     from finetune.trainer import collate_packed_row
 
     real_tokens = sum(len(example.input_ids) for group in groups for example in group)
+    if variant == "grouped":
+        examples = [example for group in groups for example in group]
+        pad_token_id = tokenizer.pad_token_id
+        if pad_token_id is None:
+            pad_token_id = tokenizer.eos_token_id
+        batches = group_by_length(
+            examples, max_tokens=row_tokens, pad_token_id=pad_token_id, seed=0
+        )
+        answer_tokens = sum(int((batch.labels != IGNORE_INDEX).sum()) for batch in batches)
+        padded_tokens = sum(batch.input_ids.numel() for batch in batches)
+        counts = {"input_tokens": padded_tokens, "real_tokens": real_tokens}
+        return batches, collate_packed_row, {**counts, "answer_tokens": answer_tokens}
     if variant.startswith("packed"):
         if variant == "packed-rows":
             examples = [example for group in groups for example in group]
@@ -282,7 +298,7 @@ def run_worker(args: argparse.Namespace) -> None:
         # The packed variants train as `finetune train` does, with the answer-only loss
         # that computes logits only for answer positions. The padded one is a plain
         # Trainer with the model's own loss over all positions.
-        trainer_class = PackedRowTrainer if args.worker.startswith("packed") else Trainer
+        trainer_class = PackedRowTrainer if args.worker != "padded" else Trainer
         trainer = trainer_class(
             model=model, args=training_args, data_collator=collator, train_dataset=items
         )
@@ -368,6 +384,7 @@ def print_table(results: dict[str, dict]) -> None:
 def compare(results: dict[str, dict]) -> dict[str, float]:
     """Return each packed variant's speed-ups over padding and the largest loss difference."""
     packed, padded, rows = results["packed"], results["padded"], results["packed-rows"]
+    grouped = results["grouped"]
     loss_differences = [
         abs(packed_loss - padded_loss)
         for packed_loss, padded_loss in zip(packed["losses"], padded["losses"], strict=True)
@@ -377,6 +394,8 @@ def compare(results: dict[str, dict]) -> dict[str, float]:
         "cpu_speedup": padded["cpu_seconds"] / packed["cpu_seconds"],
         "rows_speedup": rows["answer_tokens_per_s"] / padded["answer_tokens_per_s"],
         "rows_cpu_speedup": padded["cpu_seconds"] / rows["cpu_seconds"],
+        "grouped_speedup": grouped["answer_tokens_per_s"] / padded["answer_tokens_per_s"],
+        "grouped_cpu_speedup": padded["cpu_seconds"] / grouped["cpu_seconds"],
         "max_loss_difference": max(loss_differences),
     }
 
@@ -394,6 +413,11 @@ def print_summary(comparison: dict[str, float], load: dict[str, float], row_toke
         f"speed-up of packed-rows ({row_tokens} tokens) over padded: "
         f"{comparison['rows_speedup']:.2f}x answer tokens/s, "
         f"{comparison['rows_cpu_speedup']:.2f}x in CPU time"
+    )
+    print(
+        f"speed-up of length-grouped batches ({row_tokens} tokens) over padded: "
+        f"{comparison['grouped_speedup']:.2f}x answer tokens/s, "
+        f"{comparison['grouped_cpu_speedup']:.2f}x in CPU time"
     )
     print(
         "largest per-step loss difference between packed and padded: "

@@ -21,6 +21,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 METHODS = ("lora", "full")
+BATCHINGS = ("packed", "length_grouped")
 BF16_CHOICES = ("auto", "true", "false")
 _PATH_FIELDS = ("dataset_dir", "output_dir")
 
@@ -102,6 +103,14 @@ class TrainingConfig:
             "must be at least max_seq_len so every example fits in a row."
         },
     )
+    batching: str = field(
+        default="packed",
+        metadata={
+            "help": "'packed' concatenates examples into rows without padding, which suits "
+            "GPUs; 'length_grouped' pads batches of examples of similar length, which "
+            "was faster on the CPU because attention stays within each example."
+        },
+    )
     gradient_accumulation_steps: int = field(
         default=4,
         metadata={
@@ -145,6 +154,7 @@ class TrainingConfig:
         self.bf16 = str(self.bf16).lower()
 
         _validate_choice("method", self.method, METHODS)
+        _validate_choice("batching", self.batching, BATCHINGS)
         _validate_choice("bf16", self.bf16, BF16_CHOICES)
         if not self.model:
             raise ValueError(

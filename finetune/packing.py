@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -162,6 +163,41 @@ def collate_padded(examples: Sequence[TokenizedExample], *, pad_token_id: int) -
         labels[row, :length] = torch.tensor(example.labels)
         attention_mask[row, :length] = 1
     return PaddedBatch(input_ids, labels, attention_mask)
+
+
+def group_by_length(
+    examples: Sequence[TokenizedExample], *, max_tokens: int, pad_token_id: int, seed: int
+) -> list[PaddedBatch]:
+    """Batch examples of similar length, each batch padded and at most ``max_tokens`` tokens.
+
+    Examples are sorted by length and cut into batches whose padded size (examples x
+    longest example) stays within ``max_tokens``, so padding is small and attention
+    runs within each example. The batch order is shuffled with ``seed``, so a run does
+    not see the short examples first.
+
+    Raises:
+        ValueError: If an example is longer than ``max_tokens``.
+    """
+    order = sorted(range(len(examples)), key=lambda index: (len(examples[index].input_ids), index))
+    groups: list[list[TokenizedExample]] = []
+    current: list[TokenizedExample] = []
+    for index in order:
+        length = len(examples[index].input_ids)
+        if length > max_tokens:
+            raise ValueError(
+                f"example {index} has {length} tokens, more than max_tokens {max_tokens}: "
+                "raise max_tokens or lower max_seq_len"
+            )
+        # Sorted ascending, so the new example is the longest of its batch.
+        if current and length * (len(current) + 1) > max_tokens:
+            groups.append(current)
+            current = []
+        current.append(examples[index])
+    if current:
+        groups.append(current)
+
+    random.Random(seed).shuffle(groups)
+    return [collate_padded(group, pad_token_id=pad_token_id) for group in groups]
 
 
 def _build_packed_batch(row: Sequence[TokenizedExample]) -> PackedBatch:

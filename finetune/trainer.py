@@ -36,7 +36,7 @@ from transformers import (
 from finetune.answer_loss import answer_only_loss
 from finetune.config import TrainingConfig
 from finetune.distributed import distributed_training_arguments, sum_over_processes
-from finetune.packing import PackedBatch, pack_examples
+from finetune.packing import PackedBatch, PaddedBatch, group_by_length, pack_examples
 from finetune.tokenization import IGNORE_INDEX, tokenize_examples
 
 logger = logging.getLogger(__name__)
@@ -86,17 +86,17 @@ class TrainingResult:
 class PackedRowDataset(torch.utils.data.Dataset):
     """Packed rows as a map-style dataset, where each item is already one whole row."""
 
-    def __init__(self, rows: Sequence[PackedBatch]) -> None:
+    def __init__(self, rows: Sequence[PackedBatch | PaddedBatch]) -> None:
         self.rows = list(rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> PackedBatch:
+    def __getitem__(self, index: int) -> PackedBatch | PaddedBatch:
         return self.rows[index]
 
 
-def collate_packed_row(items: Sequence[PackedBatch]) -> dict[str, Any]:
+def collate_packed_row(items: Sequence[PackedBatch | PaddedBatch]) -> dict[str, Any]:
     """Return the model inputs of a batch of exactly one packed row, with the cache off.
 
     Raises:
@@ -267,9 +267,21 @@ def _read_conversations(path: Path) -> list[list[dict[str, str]]]:
     return conversations
 
 
-def _load_packed_rows(path: Path, tokenizer: Any, config: TrainingConfig) -> list[PackedBatch]:
+def _load_packed_rows(
+    path: Path, tokenizer: Any, config: TrainingConfig
+) -> list[PackedBatch | PaddedBatch]:
     conversations = _read_conversations(path)
     result = tokenize_examples(conversations, tokenizer, max_seq_len=config.max_seq_len)
+    if config.batching == "length_grouped":
+        pad_token_id = tokenizer.pad_token_id
+        if pad_token_id is None:
+            pad_token_id = tokenizer.eos_token_id
+        return group_by_length(
+            result.examples,
+            max_tokens=config.per_device_batch_tokens,
+            pad_token_id=pad_token_id,
+            seed=config.seed,
+        )
     return pack_examples(result.examples, max_tokens=config.per_device_batch_tokens)
 
 
@@ -300,8 +312,8 @@ def _load_model(config: TrainingConfig, model_path: Path) -> torch.nn.Module:
 def _build_trainer(
     config: TrainingConfig,
     model: torch.nn.Module,
-    train_rows: Sequence[PackedBatch],
-    eval_rows: Sequence[PackedBatch],
+    train_rows: Sequence[PackedBatch | PaddedBatch],
+    eval_rows: Sequence[PackedBatch | PaddedBatch],
     *,
     use_bf16: bool,
 ) -> PackedRowTrainer:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from finetune.packing import collate_padded, pack_examples
+from finetune.packing import collate_padded, group_by_length, pack_examples
 from finetune.tokenization import IGNORE_INDEX, TokenizedExample
 
 VOCAB_SIZE = 64
@@ -138,3 +138,41 @@ def test_packed_loss_matches_padded_loss(examples, attn_implementation):
         padded_loss = model(**padded_batch.model_inputs()).loss
 
     torch.testing.assert_close(packed_loss, padded_loss, atol=1e-5, rtol=0)
+
+
+def test_group_by_length_respects_budget(examples):
+    batches = group_by_length(examples, max_tokens=8, pad_token_id=PAD_TOKEN_ID, seed=0)
+
+    for batch in batches:
+        assert batch.input_ids.numel() <= 8
+
+
+def test_group_by_length_keeps_every_example(examples):
+    batches = group_by_length(examples, max_tokens=8, pad_token_id=PAD_TOKEN_ID, seed=0)
+
+    rows = sorted(
+        tuple(row[mask.bool()].tolist())
+        for batch in batches
+        for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True)
+    )
+    assert rows == sorted(tuple(example.input_ids) for example in examples)
+
+
+def test_group_by_length_groups_similar_lengths(examples):
+    # Lengths 6, 3, 7, 2, 4 sort to 2, 3, 4 | 6 | 7 under a budget of 12 tokens.
+    batches = group_by_length(examples, max_tokens=12, pad_token_id=PAD_TOKEN_ID, seed=0)
+
+    lengths = sorted(batch.attention_mask.sum(dim=1).tolist() for batch in batches)
+    assert lengths == [[2, 3, 4], [6], [7]]
+
+
+def test_group_by_length_same_seed_same_order(examples):
+    first = group_by_length(examples, max_tokens=8, pad_token_id=PAD_TOKEN_ID, seed=0)
+    again = group_by_length(examples, max_tokens=8, pad_token_id=PAD_TOKEN_ID, seed=0)
+
+    assert [b.input_ids.tolist() for b in first] == [b.input_ids.tolist() for b in again]
+
+
+def test_group_by_length_too_long_example_raises(examples):
+    with pytest.raises(ValueError, match="example 2 has 7 tokens, more than max_tokens 6"):
+        group_by_length(examples, max_tokens=6, pad_token_id=PAD_TOKEN_ID, seed=0)

@@ -242,3 +242,18 @@ def test_train_smollm2_lora_lowers_loss(tmp_path, packaged_generator_path: Path)
     assert len(result.train_loss_history) == 6
     assert result.train_loss_history[-1][1] < result.train_loss_history[0][1]
     assert (result.model_dir / "model.safetensors").is_file()
+
+
+def test_train_length_grouped_lowers_loss(tmp_path, tiny_model_path):
+    _write_dataset(tmp_path / "data", QUESTIONS_AND_ANSWERS, system=SYSTEM_PROMPT)
+    config = _tiny_config(
+        tmp_path, method="full", batching="length_grouped", max_steps=8, eval_every_steps=0
+    )
+
+    result = train(config, model_path=tiny_model_path)
+
+    losses = [loss for _, loss in result.train_loss_history]
+    assert result.steps == 8
+    assert losses[-1] < losses[0]
+    assert result.answer_tokens > 0
+    assert _weights_changed(tiny_model_path, result.model_dir)
