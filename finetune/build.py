@@ -8,8 +8,10 @@ conversation → write chat-format JSONL with a stats report.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from finetune.pairs import (
 )
 from finetune.redaction import Redactor
 from finetune.splits import split_by_conversation
+from storage.db import create_db_engine, create_session_factory, upgrade_schema
+from storage.dialog_import import import_dialogs
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +136,34 @@ def build_dataset(
         time.perf_counter() - started,
     )
     return stats
+
+
+def build_dataset_from_files(
+    paths: Sequence[Path],
+    config: DatasetConfig,
+    *,
+    embedder: TextEmbedder | None = None,
+    redactor: Redactor | None = None,
+    dialog_format: str | None = None,
+) -> DatasetStats:
+    """Build the dataset from dialog files instead of the supportbot database.
+
+    The files are imported, in any format that ``supportbot import-dialogs`` reads, into
+    a temporary SQLite database that is deleted afterwards, so nothing is added to the
+    team's conversation history. ``config.conversation_filter`` applies as usual.
+
+    Raises:
+        storage.importers.records.DialogFormatError: If a file is invalid.
+        NoConversationsError: If no imported conversation matches the filter.
+        OSError: If a file cannot be read or the output cannot be written.
+    """
+    with tempfile.TemporaryDirectory(prefix="supportbot-dataset-") as work_dir:
+        engine = create_db_engine(f"sqlite:///{Path(work_dir) / 'dialogs.db'}")
+        try:
+            upgrade_schema(engine)
+            session_factory = create_session_factory(engine)
+            report = import_dialogs(session_factory, paths, format=dialog_format)
+            logger.info("Imported dialog files for the dataset: %s", report.summary())
+            return build_dataset(session_factory, config, embedder=embedder, redactor=redactor)
+        finally:
+            engine.dispose()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ui.cli_support import fail, load_settings
+from ui.cli_support import check_paths_exist, fail, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -60,12 +60,20 @@ def finetune_dataset(
         float,
         typer.Option(help="Cosine from which questions count as duplicates; 1 disables merging."),
     ] = 0.9,
+    dialogs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Read conversations from these dialog files instead of storage; repeat for "
+            "several. Any format of import-dialogs; nothing is stored."
+        ),
+    ] = None,
 ) -> None:
     """Build redacted (context, question -> answer) pairs as train/validation/test JSONL."""
     settings = load_settings()
     from bot.runtime import build_embedder, open_database
-    from finetune.build import DatasetConfig, build_dataset
+    from finetune.build import DatasetConfig, build_dataset, build_dataset_from_files
     from finetune.pairs import ConversationFilter
+    from storage.errors import StorageError
 
     try:
         conversation_filter = ConversationFilter(
@@ -88,14 +96,22 @@ def finetune_dataset(
     except ValueError as error:
         raise fail(f"Invalid selection: {error}", code=2) from error
 
-    engine, session_factory = open_database(settings)
-    try:
-        embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
-        stats = build_dataset(session_factory, config, embedder=embedder)
-    except (ValueError, OSError) as error:
-        raise fail(f"Building the dataset failed: {error}") from error
-    finally:
-        engine.dispose()
+    if dialogs:
+        check_paths_exist(dialogs, "Dialog file")
+        try:
+            embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
+            stats = build_dataset_from_files(dialogs, config, embedder=embedder)
+        except (ValueError, OSError, StorageError) as error:
+            raise fail(f"Building the dataset failed: {error}") from error
+    else:
+        engine, session_factory = open_database(settings)
+        try:
+            embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
+            stats = build_dataset(session_factory, config, embedder=embedder)
+        except (ValueError, OSError) as error:
+            raise fail(f"Building the dataset failed: {error}") from error
+        finally:
+            engine.dispose()
     typer.echo(
         f"Wrote {config.out_dir}: pairs {stats.pairs}, duplicates removed "
         f"{stats.duplicates_removed}, dropped {stats.dropped}, redacted {stats.redactions}."
@@ -166,6 +182,10 @@ def finetune_run(
         Path | None,
         typer.Option(help="Dataset folder to train on; default builds one from storage."),
     ] = None,
+    dialogs: Annotated[
+        list[Path] | None,
+        typer.Option(help="Build the dataset from these dialog files instead of storage."),
+    ] = None,
     created_from: Annotated[
         datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
     ] = None,
@@ -234,11 +254,11 @@ def finetune_run(
     from bot.runtime import build_embedder, open_database
     from finetune.config import TrainingConfig
     from finetune.pipeline import PipelineOptions, new_version_name, run_finetune
+    from storage.errors import StorageError
 
     # A stop from a process manager (SIGTERM) is handled like Ctrl+C: the version is
     # marked interrupted and can be resumed.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    from storage.errors import StorageError
 
     engine, session_factory = open_database(settings)
     try:
@@ -256,6 +276,7 @@ def finetune_run(
                 channels=channel,
                 statuses=status,
                 min_rating=min_rating,
+                dialogs=dialogs,
                 validation=validation,
                 test=test,
                 seed=seed,
@@ -344,12 +365,13 @@ def _build_dataset_for_run(
     channels: list[str] | None,
     statuses: list[str] | None,
     min_rating: int | None,
+    dialogs: list[Path] | None,
     validation: float,
     test: float,
     seed: int,
 ) -> Path:
     from bot.runtime import build_embedder
-    from finetune.build import DatasetConfig, build_dataset
+    from finetune.build import DatasetConfig, build_dataset, build_dataset_from_files
     from finetune.pairs import ConversationFilter
 
     conversation_filter = ConversationFilter(
@@ -366,7 +388,11 @@ def _build_dataset_for_run(
         test=test,
         seed=seed,
     )
-    stats = build_dataset(session_factory, config, embedder=build_embedder(settings))
+    if dialogs:
+        check_paths_exist(dialogs, "Dialog file")
+        stats = build_dataset_from_files(dialogs, config, embedder=build_embedder(settings))
+    else:
+        stats = build_dataset(session_factory, config, embedder=build_embedder(settings))
     typer.echo(f"Dataset {out_dir}: pairs {stats.pairs}, redacted {stats.redactions}.")
     return out_dir
 

@@ -119,3 +119,43 @@ def test_finetune_dataset_command(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "train.jsonl").is_file()
     assert empty.exit_code == 1
     assert "no stored conversation matches" in empty.output
+
+
+def test_dataset_command_reads_dialog_files(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SUPPORTBOT_HOME", str(home))
+    monkeypatch.delenv("SUPPORTBOT_DATABASE_URL", raising=False)
+    dialogs_dir = Path(__file__).parents[1] / "fixtures" / "dialogs"
+    files = [dialogs_dir / "support_en.jsonl", dialogs_dir / "support_zh.jsonl", FIXTURE]
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "dataset", "--out", str(tmp_path / "data"),
+            "--duplicate-similarity", "1", "--test", "0.3",
+            *[argument for path in files for argument in ("--dialogs", str(path))],
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "data" / "stats.json").read_text(encoding="utf-8"))
+    assert sum(stats["pairs"].values()) > 0
+    assert not (home / "supportbot.db").exists()
+
+
+def test_dataset_command_missing_dialog_file(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    monkeypatch.setenv("SUPPORTBOT_HOME", str(tmp_path / "home"))
+    missing = tmp_path / "nope.jsonl"
+
+    result = CliRunner().invoke(app, ["finetune", "dataset", "--dialogs", str(missing)])
+
+    assert result.exit_code != 0
+    assert "nope.jsonl" in result.output
