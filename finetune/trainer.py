@@ -122,9 +122,22 @@ class PackedRowTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.answer_tokens = 0
         self.input_tokens = 0
+        self._first_step_started: float | None = None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add this process's answer tokens per second to each training log line.
+
+        The progress bar prints these lines next to its step count and time left.
+        """
+        if "loss" in logs and self._first_step_started is not None:
+            elapsed = time.perf_counter() - self._first_step_started
+            logs["answer_tokens_per_s"] = round(self.answer_tokens / max(elapsed, 1e-9), 1)
+        super().log(logs, start_time)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
         if model.training:
+            if self._first_step_started is None:
+                self._first_step_started = time.perf_counter()
             self.answer_tokens += int((inputs["labels"] != IGNORE_INDEX).sum())
             self.input_tokens += int(inputs["input_ids"].numel())
             if num_items_in_batch is None:

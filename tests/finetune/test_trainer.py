@@ -257,3 +257,14 @@ def test_train_length_grouped_lowers_loss(tmp_path, tiny_model_path):
     assert losses[-1] < losses[0]
     assert result.answer_tokens > 0
     assert _weights_changed(tiny_model_path, result.model_dir)
+
+
+def test_train_logs_answer_tokens_per_second(lora_run):
+    config, _ = lora_run
+    [state_path, *_] = sorted(config.output_dir.glob("checkpoint-*/trainer_state.json"))
+
+    history = json.loads(state_path.read_text(encoding="utf-8"))["log_history"]
+    training_lines = [entry for entry in history if "loss" in entry]
+
+    assert training_lines
+    assert all(entry["answer_tokens_per_s"] > 0 for entry in training_lines)
