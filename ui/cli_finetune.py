@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,8 +148,12 @@ def finetune_train(
     from bot.generation.base import GenerationError
     from bot.generation.model_cache import resolve_model_path
     from finetune.config import TrainingConfig
+    from finetune.distributed import launched_world_size
     from finetune.trainer import train
 
+    # Each process would name its own folder from its own clock.
+    if out is None and launched_world_size() > 1:
+        raise fail("Training with several processes needs --out: give the run folder.", code=2)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         model_path = resolve_model_path(settings.generation.model, settings.model_cache_dir)
@@ -168,6 +173,8 @@ def finetune_train(
         result = train(config, model_path=model_path)
     except (GenerationError, ValueError, OSError) as error:
         raise fail(f"Fine-tuning failed: {error}") from error
+    if os.environ.get("RANK", "0") != "0":
+        return
     typer.echo(
         f"Trained {result.steps} steps in {result.train_seconds:.0f} s "
         f"({result.answer_tokens_per_s:.0f} answer tokens/s); model saved to {result.model_dir}."

@@ -146,3 +146,12 @@ def test_finetune_run_without_conversations(home):
     assert result.exit_code == 1
     assert "no stored conversation matches" in result.output
     assert "serving model is unchanged" in result.output
+
+
+def test_finetune_train_several_processes_needs_out(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+
+    result = _invoke("finetune", "train", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert "needs --out" in result.output
