@@ -103,8 +103,9 @@ def build_dataset(
         conversation_ids = select_conversations(session, config.conversation_filter)
         if not conversation_ids:
             raise NoConversationsError(
-                f"no stored conversation matches {config.conversation_filter}: import "
-                "dialogs with `supportbot import-dialogs` or widen the selection"
+                "no stored conversation matches the selection "
+                f"({config.conversation_filter.describe()}): import dialogs with "
+                "`supportbot import-dialogs` or widen the selection"
             )
         collection = collect_pairs(
             session, conversation_ids, context_turns=config.context_turns, redactor=redact

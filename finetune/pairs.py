@@ -88,6 +88,23 @@ class ConversationFilter:
     sources: tuple[str, ...] = ()
     min_rating: int | None = None
 
+    def describe(self) -> str:
+        """Return the selection in words, for messages; "all conversations" when empty."""
+        parts = []
+        if self.created_from is not None:
+            parts.append(f"created at or after {self.created_from.isoformat()}")
+        if self.created_to is not None:
+            parts.append(f"created before {self.created_to.isoformat()}")
+        if self.channels:
+            parts.append(f"channel {' or '.join(self.channels)}")
+        if self.statuses:
+            parts.append(f"status {' or '.join(str(status) for status in self.statuses)}")
+        if self.sources:
+            parts.append(f"source {' or '.join(self.sources)}")
+        if self.min_rating is not None:
+            parts.append(f"rating at least {self.min_rating}")
+        return ", ".join(parts) if parts else "all conversations"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_from", _to_utc(self.created_from))
         object.__setattr__(self, "created_to", _to_utc(self.created_to))

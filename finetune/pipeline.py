@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -41,6 +42,8 @@ from storage.models import ModelKind, ModelStatus
 logger = logging.getLogger(__name__)
 
 DATA_STATS_FILE = "data_stats.json"
+# Checks, evaluation and promotion options of a run, reused when it resumes.
+OPTIONS_FILE = "pipeline_options.json"
 TEST_FILE = "test.jsonl"
 # A guess, not a measured limit: with fewer pairs a run mostly learns noise.
 DEFAULT_MIN_TRAIN_PAIRS = 16
@@ -100,6 +103,14 @@ class RunOutcome:
     training: TrainingResult
 
 
+def read_pipeline_options(run_dir: Path) -> PipelineOptions | None:
+    """Return the options a run in ``run_dir`` started with, or None if it saved none."""
+    path = run_dir / OPTIONS_FILE
+    if not path.is_file():
+        return None
+    return PipelineOptions(**json.loads(path.read_text(encoding="utf-8")))
+
+
 def new_version_name(kind: ModelKind = ModelKind.DIALOG) -> str:
     """Return a version name from the kind and the current UTC time."""
     return f"{kind.value}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
@@ -143,7 +154,7 @@ def run_finetune(
     train_pairs, test_pairs = _check_pairs(config.dataset_dir, options)
     check_free_disk(config.output_dir, estimate_run_bytes(model_path, config.method))
     data_stats = _read_data_stats(config.dataset_dir)
-    _register_or_resume(session_factory, config, version, data_stats)
+    _register_or_resume(session_factory, config, version, data_stats, options)
     logger.info(
         "Fine-tuning run %s started: %d training pairs, %d test pairs, output %s",
         version,
@@ -237,8 +248,12 @@ def _register_or_resume(
     config: TrainingConfig,
     version: str,
     data_stats: dict[str, Any],
+    options: PipelineOptions,
 ) -> None:
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    (config.output_dir / OPTIONS_FILE).write_text(
+        json.dumps(dataclasses.asdict(options), indent=2) + "\n", encoding="utf-8"
+    )
     config.to_json(config.output_dir / CONFIG_FILE)
     (config.output_dir / DATA_STATS_FILE).write_text(
         json.dumps(data_stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -260,7 +275,10 @@ def _register_or_resume(
             )
             return
         model_registry.restart_version(session, existing.version)
-        logger.info("Resuming model version %s from its last checkpoint", version)
+        logger.info(
+            "Restarting model version %s; training continues from its last checkpoint if any",
+            version,
+        )
 
 
 def _record_failure(

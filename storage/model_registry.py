@@ -165,8 +165,8 @@ def activate_version(
         )
     if model_version.status == ModelStatus.REJECTED and not force:
         raise ModelActivationError(
-            f"model version {version!r} was rejected because it scored worse than the model "
-            "it would replace: pass --force to activate it anyway"
+            f"model version {version!r} was rejected because it did not beat the model it "
+            "would replace on the held-out test pairs: pass --force to activate it anyway"
         )
     current = get_active_version(session, model_version.kind)
     if current is not None and current.id == model_version.id:

@@ -135,7 +135,7 @@ def finetune_train(
     max_seq_len: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
     batch_tokens: Annotated[
         int | None,
-        typer.Option(help="Tokens per packed row and device; default 4096 on CUDA, 1024 on CPU."),
+        typer.Option(help="Tokens per row or batch and device; default 4096 on CUDA, 1024 on CPU."),
     ] = None,
     batching: Annotated[
         str | None,
@@ -220,7 +220,7 @@ def finetune_run(
     max_seq_len: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
     batch_tokens: Annotated[
         int | None,
-        typer.Option(help="Tokens per packed row and device; default 4096 on CUDA, 1024 on CPU."),
+        typer.Option(help="Tokens per row or batch and device; default 4096 on CUDA, 1024 on CPU."),
     ] = None,
     grad_accum: Annotated[
         int, typer.Option(min=1, help="Packed rows whose gradients add up to one optimizer step.")
@@ -243,7 +243,7 @@ def finetune_run(
         bool, typer.Option(help="Activate the new version when it beats the serving model.")
     ] = True,
     force: Annotated[
-        bool, typer.Option(help="Activate the new version even if it scores worse.")
+        bool, typer.Option(help="Activate the new version even if it does not win.")
     ] = False,
     resume: Annotated[
         str | None,
@@ -260,7 +260,12 @@ def finetune_run(
     from bot.generation.base import GenerationError
     from bot.runtime import build_embedder, open_database
     from finetune.config import TrainingConfig
-    from finetune.pipeline import PipelineOptions, new_version_name, run_finetune
+    from finetune.pipeline import (
+        PipelineOptions,
+        new_version_name,
+        read_pipeline_options,
+        run_finetune,
+    )
     from storage.errors import StorageError
 
     # A stop from a process manager (SIGTERM) is handled like Ctrl+C: the version is
@@ -271,26 +276,18 @@ def finetune_run(
     try:
         version = resume or new_version_name()
         run_dir = settings.home / "models" / "dialog" / version
+        options = PipelineOptions(
+            min_train_pairs=min_pairs, eval_limit=eval_limit, activate=activate, force=force
+        )
         if resume:
             config = _resumed_config(session_factory, resume)
+            # A resumed run keeps the options it started with.
+            options = read_pipeline_options(config.output_dir) or options
         else:
-            dataset_dir = dataset or _build_dataset_for_run(
-                settings,
-                session_factory,
-                run_dir / "dataset",
-                created_from=created_from,
-                created_to=created_to,
-                channels=channel,
-                statuses=status,
-                min_rating=min_rating,
-                dialogs=dialogs,
-                validation=validation,
-                test=test,
-                seed=seed,
-            )
+            # Built before the dataset, so an invalid training option fails at once.
             config = TrainingConfig(
                 model=settings.generation.model,
-                dataset_dir=dataset_dir,
+                dataset_dir=dataset or run_dir / "dataset",
                 output_dir=run_dir,
                 method=method,
                 max_steps=max_steps,
@@ -303,6 +300,21 @@ def finetune_run(
                 eval_every_steps=eval_every,
                 seed=seed,
             )
+            if dataset is None:
+                _build_dataset_for_run(
+                    settings,
+                    session_factory,
+                    config.dataset_dir,
+                    created_from=created_from,
+                    created_to=created_to,
+                    channels=channel,
+                    statuses=status,
+                    min_rating=min_rating,
+                    dialogs=dialogs,
+                    validation=validation,
+                    test=test,
+                    seed=seed,
+                )
         model_path = _resolve_base_model(settings)
         baseline = _serving_baseline(session_factory, model_path)
         typer.echo(
@@ -315,20 +327,19 @@ def finetune_run(
             model_path=model_path,
             baseline=baseline,
             embedder=build_embedder(settings),
-            options=PipelineOptions(
-                min_train_pairs=min_pairs,
-                eval_limit=eval_limit,
-                activate=activate,
-                force=force,
-            ),
+            options=options,
         )
     except KeyboardInterrupt as error:
+        if not resume:
+            _remove_unregistered_run(session_factory, version, run_dir)
         raise fail(
             f"Fine-tuning run {version} was interrupted; the serving model is unchanged. "
             f"Resume it with: supportbot finetune run --resume {version}",
             code=130,
         ) from error
     except (GenerationError, StorageError, ValueError, OSError) as error:
+        if not resume:
+            _remove_unregistered_run(session_factory, version, run_dir)
         raise fail(f"Fine-tuning failed; the serving model is unchanged: {error}") from error
     finally:
         engine.dispose()
@@ -338,6 +349,29 @@ def finetune_run(
         f"Version {outcome.version}: {outcome.status.value}, {state} ({outcome.decision.reason}). "
         f"Report: {outcome.report.markdown}"
     )
+
+
+def _remove_unregistered_run(
+    session_factory: sessionmaker[Session], version: str, run_dir: Path
+) -> None:
+    """Delete the folder of a run that stopped before its version was registered.
+
+    Such a folder contains only the redacted dataset, which no version refers to.
+    """
+    import shutil
+
+    from storage import model_registry
+    from storage.errors import NotFoundError
+
+    try:
+        with session_factory() as session:
+            model_registry.get_version(session, version)
+        return
+    except NotFoundError:
+        pass
+    if run_dir.is_dir():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        logger.info("Removed %s of the unregistered run %s", run_dir, version)
 
 
 def _default_batching() -> str:
@@ -376,7 +410,7 @@ def _build_dataset_for_run(
     validation: float,
     test: float,
     seed: int,
-) -> Path:
+) -> None:
     from bot.runtime import build_embedder
     from finetune.build import DatasetConfig, build_dataset, build_dataset_from_files
     from finetune.pairs import ConversationFilter
@@ -401,7 +435,6 @@ def _build_dataset_for_run(
     else:
         stats = build_dataset(session_factory, config, embedder=build_embedder(settings))
     typer.echo(f"Dataset {out_dir}: pairs {stats.pairs}, redacted {stats.redactions}.")
-    return out_dir
 
 
 def _resumed_config(session_factory: sessionmaker[Session], version: str) -> TrainingConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -48,7 +49,7 @@ def list_models(
                     "rouge_l": version.metrics.get("rouge_l"),
                     "token_f1": version.metrics.get("token_f1"),
                     "perplexity": version.metrics.get("perplexity"),
-                    "created_at": version.created_at.isoformat(),
+                    "created_at": _as_utc(version.created_at).isoformat(),
                     "path": version.path,
                     "error": version.error,
                 }
@@ -78,7 +79,7 @@ def activate_model(
     version: Annotated[str, typer.Argument(help="Version name from 'supportbot models list'.")],
     force: Annotated[
         bool,
-        typer.Option(help="Also activate a version that scored worse than the serving model."),
+        typer.Option(help="Also activate a version that did not beat the serving model."),
     ] = False,
 ) -> None:
     """Make VERSION the active model; running servers switch within the reload interval."""
@@ -142,6 +143,11 @@ def _check_model_folder(path: str | None, version: str) -> None:
             f"Activation failed: the model folder {path} of version {version!r} is missing or "
             "incomplete. Restore it or train the version again."
         )
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Times are stored in UTC, but SQLite returns them without a time zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _number(value: float | None) -> str:

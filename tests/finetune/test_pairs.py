@@ -431,3 +431,16 @@ def test_choose_best_answers_prefers_rated_on_tie(packaged_embedder):
     result = choose_best_answers(pairs, packaged_embedder, similarity=0.9)
 
     assert [pair.conversation_id for pair in result.pairs] == [1]
+
+
+def test_filter_describe_names_every_criterion():
+    conversation_filter = ConversationFilter(
+        created_from=datetime(2030, 1, 1), statuses=("closed",), min_rating=4
+    )
+
+    text = conversation_filter.describe()
+
+    assert "created at or after 2030-01-01T00:00:00+00:00" in text
+    assert "status closed" in text
+    assert "rating at least 4" in text
+    assert ConversationFilter().describe() == "all conversations"

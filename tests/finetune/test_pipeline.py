@@ -331,3 +331,20 @@ def test_model_without_chat_template_fails(sqlite_session_factory, tmp_path):
     assert version.status == ModelStatus.FAILED
     assert "no chat template" in version.error
     assert _active(sqlite_session_factory) is None
+
+
+@pytest.mark.slow
+def test_run_saves_options_for_resume(
+    sqlite_session_factory, tmp_path, tiny_model_path, packaged_embedder
+):
+    _run(
+        sqlite_session_factory, tmp_path, tiny_model_path, packaged_embedder, activate=False
+    )
+
+    options = pipeline.read_pipeline_options(tmp_path / "run")
+
+    assert options == _options(activate=False)
+
+
+def test_options_missing_for_old_run(tmp_path):
+    assert pipeline.read_pipeline_options(tmp_path) is None

@@ -155,3 +155,18 @@ def test_finetune_train_several_processes_needs_out(home, tmp_path, monkeypatch)
 
     assert result.exit_code == 2
     assert "needs --out" in result.output
+
+
+def test_finetune_run_future_date_explained(home):
+    result = _invoke("finetune", "run", "--from", "2030-01-01")
+
+    assert result.exit_code == 1
+    assert "created at or after 2030-01-01T00:00:00+00:00" in result.output
+    assert list((home / "models" / "dialog").glob("*")) == []
+
+
+def test_finetune_run_invalid_method_fails_first(home):
+    result = _invoke("finetune", "run", "--method", "qlora")
+
+    assert result.exit_code == 1
+    assert "invalid method 'qlora'" in result.output
