@@ -53,7 +53,7 @@ class ModelSwitch:
         load_base: Returns the generator of the configured base model; called when no
             version is active.
         load_version: Loads the generator of a registered version.
-        use_registry: False keeps the base model whatever the registry says, for
+        use_registry: False keeps the base model whichever version the registry marks active, for
             backends whose model lives on another server.
     """
 

@@ -135,7 +135,7 @@ def build_model_switch(
         )
 
     # Versions are trained locally with transformers, so an 'openai' backend keeps
-    # serving its remote model whatever the registry says.
+    # serving its remote model whichever version the registry marks active.
     return ModelSwitch(
         session_factory,
         load_base=load_base,

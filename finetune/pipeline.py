@@ -133,7 +133,7 @@ def run_finetune(
 
     Args:
         session_factory: Sessions of the database with the model registry.
-        config: Training settings; ``config.dataset_dir`` holds the JSONL splits.
+        config: Training settings; ``config.dataset_dir`` contains the JSONL splits.
         version: Name under which the model is registered.
         model_path: Local folder of the model to fine-tune.
         baseline: Model that serves now, compared with the candidate.

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from bot.config import Settings
+    from finetune.build import DatasetConfig
     from finetune.config import TrainingConfig
+    from finetune.dataset import DatasetStats
     from finetune.pipeline import Baseline
+    from retrieval.embedder import SentenceTransformerEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,31 @@ finetune_app = typer.Typer(
     no_args_is_help=True,
 )
 
+# Options shared by `finetune dataset` and `finetune run`.
+CreatedFromOption = Annotated[
+    datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
+]
+CreatedToOption = Annotated[
+    datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
+]
+ChannelOption = Annotated[
+    list[str] | None, typer.Option(help="Only these channels; repeat for several.")
+]
+StatusOption = Annotated[list[str] | None, typer.Option(help="Only these statuses (open, closed).")]
+MinRatingOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),
+]
+ValidationOption = Annotated[float, typer.Option(help="Share of conversations for validation.")]
+TestOption = Annotated[float, typer.Option(help="Share of conversations for test.")]
+DialogsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="Read conversations from these dialog files instead of storage; repeat for "
+        "several. Any format of import-dialogs; nothing is stored."
+    ),
+]
+
 
 @finetune_app.command("dataset")
 def finetune_dataset(
@@ -37,42 +65,25 @@ def finetune_dataset(
         Path | None,
         typer.Option(help="Output folder; default <home>/finetune/datasets/<UTC time>."),
     ] = None,
-    created_from: Annotated[
-        datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
-    ] = None,
-    created_to: Annotated[
-        datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
-    ] = None,
-    channel: Annotated[
-        list[str] | None, typer.Option(help="Only these channels; repeat for several.")
-    ] = None,
-    status: Annotated[
-        list[str] | None, typer.Option(help="Only these statuses (open, closed).")
-    ] = None,
-    min_rating: Annotated[
-        int | None,
-        typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),
-    ] = None,
+    created_from: CreatedFromOption = None,
+    created_to: CreatedToOption = None,
+    channel: ChannelOption = None,
+    status: StatusOption = None,
+    min_rating: MinRatingOption = None,
     context_turns: Annotated[int, typer.Option(min=0, help="Earlier turns per pair.")] = 4,
-    validation: Annotated[float, typer.Option(help="Share of conversations for validation.")] = 0.1,
-    test: Annotated[float, typer.Option(help="Share of conversations for test.")] = 0.1,
+    validation: ValidationOption = 0.1,
+    test: TestOption = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 42,
     duplicate_similarity: Annotated[
         float,
         typer.Option(help="Cosine from which questions count as duplicates; 1 disables merging."),
     ] = 0.9,
-    dialogs: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="Read conversations from these dialog files instead of storage; repeat for "
-            "several. Any format of import-dialogs; nothing is stored."
-        ),
-    ] = None,
+    dialogs: DialogsOption = None,
 ) -> None:
     """Build redacted (context, question -> answer) pairs as train/validation/test JSONL."""
     settings = load_settings()
     from bot.runtime import build_embedder, open_database
-    from finetune.build import DatasetConfig, build_dataset, build_dataset_from_files
+    from finetune.build import DatasetConfig
     from finetune.pairs import ConversationFilter
     from storage.errors import StorageError
 
@@ -99,19 +110,16 @@ def finetune_dataset(
 
     if dialogs:
         check_paths_exist(dialogs, "Dialog file")
-        try:
-            embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
-            stats = build_dataset_from_files(dialogs, config, embedder=embedder)
-        except (ValueError, OSError, StorageError) as error:
-            raise fail(f"Building the dataset failed: {error}") from error
-    else:
-        engine, session_factory = open_database(settings)
-        try:
-            embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
-            stats = build_dataset(session_factory, config, embedder=embedder)
-        except (ValueError, OSError) as error:
-            raise fail(f"Building the dataset failed: {error}") from error
-        finally:
+    engine, session_factory = (None, None) if dialogs else open_database(settings)
+    try:
+        embedder = build_embedder(settings) if duplicate_similarity < 1.0 else None
+        stats = _write_dataset(
+            config, dialogs=dialogs, session_factory=session_factory, embedder=embedder
+        )
+    except (ValueError, OSError, StorageError) as error:
+        raise fail(f"Building the dataset failed: {error}") from error
+    finally:
+        if engine is not None:
             engine.dispose()
     typer.echo(
         f"Wrote {config.out_dir}: pairs {stats.pairs}, duplicates removed "
@@ -181,36 +189,20 @@ def finetune_train(
     )
 
 
-
-
 @finetune_app.command("run")
 def finetune_run(
     dataset: Annotated[
         Path | None,
         typer.Option(help="Dataset folder to train on; default builds one from storage."),
     ] = None,
-    dialogs: Annotated[
-        list[Path] | None,
-        typer.Option(help="Build the dataset from these dialog files instead of storage."),
-    ] = None,
-    created_from: Annotated[
-        datetime | None, typer.Option("--from", help="Conversations created at or after (UTC).")
-    ] = None,
-    created_to: Annotated[
-        datetime | None, typer.Option("--to", help="Conversations created before (UTC).")
-    ] = None,
-    channel: Annotated[
-        list[str] | None, typer.Option(help="Only these channels; repeat for several.")
-    ] = None,
-    status: Annotated[
-        list[str] | None, typer.Option(help="Only these statuses (open, closed).")
-    ] = None,
-    min_rating: Annotated[
-        int | None,
-        typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),
-    ] = None,
-    validation: Annotated[float, typer.Option(help="Share of conversations for validation.")] = 0.1,
-    test: Annotated[float, typer.Option(help="Share of conversations for test.")] = 0.1,
+    dialogs: DialogsOption = None,
+    created_from: CreatedFromOption = None,
+    created_to: CreatedToOption = None,
+    channel: ChannelOption = None,
+    status: StatusOption = None,
+    min_rating: MinRatingOption = None,
+    validation: ValidationOption = 0.1,
+    test: TestOption = 0.1,
     method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
@@ -274,6 +266,7 @@ def finetune_run(
 
     engine, session_factory = open_database(settings)
     try:
+        embedder = build_embedder(settings)
         version = resume or new_version_name()
         run_dir = settings.home / "models" / "dialog" / version
         options = PipelineOptions(
@@ -302,8 +295,8 @@ def finetune_run(
             )
             if dataset is None:
                 _build_dataset_for_run(
-                    settings,
                     session_factory,
+                    embedder,
                     config.dataset_dir,
                     created_from=created_from,
                     created_to=created_to,
@@ -326,7 +319,7 @@ def finetune_run(
             version=version,
             model_path=model_path,
             baseline=baseline,
-            embedder=build_embedder(settings),
+            embedder=embedder,
             options=options,
         )
     except KeyboardInterrupt as error:
@@ -397,8 +390,8 @@ def _raise_keyboard_interrupt(signal_number: int, _frame: object) -> None:
 
 
 def _build_dataset_for_run(
-    settings: Settings,
     session_factory: sessionmaker[Session],
+    embedder: SentenceTransformerEmbedder,
     out_dir: Path,
     *,
     created_from: datetime | None,
@@ -411,8 +404,7 @@ def _build_dataset_for_run(
     test: float,
     seed: int,
 ) -> None:
-    from bot.runtime import build_embedder
-    from finetune.build import DatasetConfig, build_dataset, build_dataset_from_files
+    from finetune.build import DatasetConfig
     from finetune.pairs import ConversationFilter
 
     conversation_filter = ConversationFilter(
@@ -431,10 +423,26 @@ def _build_dataset_for_run(
     )
     if dialogs:
         check_paths_exist(dialogs, "Dialog file")
-        stats = build_dataset_from_files(dialogs, config, embedder=build_embedder(settings))
-    else:
-        stats = build_dataset(session_factory, config, embedder=build_embedder(settings))
+    stats = _write_dataset(
+        config, dialogs=dialogs, session_factory=session_factory, embedder=embedder
+    )
     typer.echo(f"Dataset {out_dir}: pairs {stats.pairs}, redacted {stats.redactions}.")
+
+
+def _write_dataset(
+    config: DatasetConfig,
+    *,
+    dialogs: list[Path] | None,
+    session_factory: sessionmaker[Session] | None,
+    embedder: SentenceTransformerEmbedder | None,
+) -> DatasetStats:
+    """Build the dataset from dialog files when given, else from the database."""
+    from finetune.build import build_dataset, build_dataset_from_files
+
+    if dialogs:
+        return build_dataset_from_files(dialogs, config, embedder=embedder)
+    assert session_factory is not None, "a session factory is needed without dialog files"
+    return build_dataset(session_factory, config, embedder=embedder)
 
 
 def _resumed_config(session_factory: sessionmaker[Session], version: str) -> TrainingConfig:
@@ -458,9 +466,7 @@ def _resolve_base_model(settings: Settings) -> Path:
     return resolve_model_path(settings.generation.model, settings.model_cache_dir)
 
 
-def _serving_baseline(
-    session_factory: sessionmaker[Session], base_path: Path
-) -> Baseline:
+def _serving_baseline(session_factory: sessionmaker[Session], base_path: Path) -> Baseline:
     from finetune.pipeline import Baseline
     from storage import model_registry
     from storage.models import ModelKind
