@@ -35,7 +35,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not integration and not gpu"
 
 lint: install
-	$(BIN)/ruff check bot retrieval storage finetune ui tests bench
+	$(BIN)/ruff check bot nlu retrieval storage finetune ui tests bench
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -206,6 +206,70 @@ class GenerationSettings(BaseModel):
     )
 
 
+class NluSettings(BaseModel):
+    """Intent and entity understanding of each customer turn."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run intent classification and entity extraction on every customer turn.",
+    )
+    max_chars: int = Field(
+        default=2000,
+        ge=16,
+        le=100_000,
+        description="Characters of a message that the NLU models read; the rest is ignored.",
+    )
+    id_patterns: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Entity type -> regular expression for order, ticket or other ids, for example "
+            '{"order_id": "ORD-\\d{6}"}. Unset: built-in order_id and ticket_id patterns; '
+            "{} finds no ids."
+        ),
+    )
+    entity_types: list[str] | None = Field(
+        default=None,
+        description=(
+            "Rule entity types to extract (email, phone, money, date, time, datetime and the "
+            "id types). Unset: all of them."
+        ),
+    )
+    numeric_date_order: Literal["MDY", "DMY"] = Field(
+        default="MDY", description="How 03/04/2026 is read: month first (MDY) or day first."
+    )
+    timezone: str | None = Field(
+        default=None,
+        description=(
+            "IANA time zone that 'tomorrow' and '明天' count from, for example Asia/Shanghai. "
+            "Unset: the server's zone."
+        ),
+    )
+    reload_interval_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description=(
+            "Seconds between checks of which intent and entity versions are active. 0 turns "
+            "the checks off; POST /v1/models/reload still switches at once."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/London or "
+                "Asia/Shanghai"
+            ) from error
+        return value
+
+
 class Settings(BaseSettings):
     """All runtime settings of supportbot."""
 
@@ -263,6 +327,7 @@ class Settings(BaseSettings):
     )
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    nlu: NluSettings = NluSettings()
 
     @field_validator("home", "data_dir", mode="after")
     @classmethod

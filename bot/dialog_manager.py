@@ -4,16 +4,18 @@ Each turn runs these steps in order:
 
 1. input guard: empty or over-long text is rejected; text without letters or digits
    and requests aimed at the bot's own instructions get a fixed reply;
-2. retrieval over FAQ entries and past agent answers, and over knowledge passages;
-3. a stored FAQ or past agent answer whose question matches with a score of at least
+2. understanding: intent with confidence and out-of-scope verdict, entities and slots,
+   stored on the customer's message (see ``bot.understanding``);
+3. retrieval over FAQ entries and past agent answers, and over knowledge passages;
+4. a stored FAQ or past agent answer whose question matches with a score of at least
    ``retrieval.answer_threshold`` (``answer_threshold_zh`` for questions with CJK
    characters) is returned as it is;
-4. otherwise, when the best passage reaches ``retrieval.passage_threshold`` (or
+5. otherwise, when the best passage reaches ``retrieval.passage_threshold`` (or
    ``passage_threshold_zh`` for questions with CJK characters), the dialog model writes
    an answer grounded in the passages. The best passage is quoted instead for languages
    the model does not write well, and when the answer's similarity to the passages is
    below ``retrieval.grounding_min_similarity``;
-5. otherwise the bot replies that it has no answer and offers a human agent.
+6. otherwise the bot replies that it has no answer and offers a human agent.
 
 Both turns are stored, and the reply carries citations, timings and an explanation.
 """
@@ -37,6 +39,7 @@ from bot.model_switch import ModelSwitch, ServedModel
 from bot.prompting import build_grounded_messages
 from bot.reply import Citation, Reply, ReplyPath
 from bot.turn_lock import TurnLock
+from bot.understanding import Understander, Understanding
 from retrieval.language import detect_language, has_cjk
 from retrieval.retriever import HybridRetriever, Passage
 from storage import repository
@@ -89,12 +92,14 @@ class DialogManager:
         models: ModelSwitch,
         turn_lock: TurnLock,
         settings: Settings,
+        understander: Understander | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.retriever = retriever
         self.models = models
         self.turn_lock = turn_lock
         self.settings = settings
+        self.understander = understander
 
     def start_conversation(
         self, *, channel: str = "chat", language: str | None = None, external_id: str | None = None
@@ -127,6 +132,7 @@ class DialogManager:
 
         with self.turn_lock.hold(conversation_id, timeout_s=self.settings.turn_lock_timeout_s):
             waited_ms = (time.perf_counter() - started) * 1000
+            understanding = self._understand(guard.text)
             with self.session_factory.begin() as session:
                 conversation = repository.get_conversation(session, conversation_id)
                 if conversation.status is ConversationStatus.CLOSED:
@@ -145,17 +151,26 @@ class DialogManager:
                     role=Role.CUSTOMER,
                     text=guard.text,
                     meta={"language": language},
+                    **_understanding_columns(understanding),
                 )
 
             # Taken once, so the whole turn uses one model even if ops switch versions now.
             served = self.models.current
             timings: dict[str, float] = {"lock_wait": round(waited_ms, 1)}
+            if understanding is not None:
+                timings["nlu"] = round(understanding.elapsed_ms, 1)
             decision = self._decide(
                 guard.text, guard.block_reason, language, history, served.generator, timings
             )
             timings["total"] = round((time.perf_counter() - started) * 1000, 1)
             reply = self._store_reply(
-                conversation_id, customer_message, decision, language, served, timings
+                conversation_id,
+                customer_message,
+                decision,
+                language,
+                served,
+                timings,
+                understanding,
             )
 
         logger.info(
@@ -178,6 +193,19 @@ class DialogManager:
             conversation = repository.get_conversation(session, conversation_id)
             messages = repository.list_messages(session, conversation_id=conversation_id)
         return conversation, messages
+
+    def _understand(self, text: str) -> Understanding | None:
+        """Run the NLU models on a turn; None when NLU is off.
+
+        Turns the guard answers with a fixed reply are understood too, so every customer
+        message has its intent columns set (out of scope, reason ``no_content``, for
+        emoji or punctuation only).
+        """
+        if self.understander is None:
+            return None
+        # The models of the text's own script serve it; text without letters has no
+        # intent whatever the conversation's language, so detection alone is enough.
+        return self.understander.understand(text, detect_language(text))
 
     def _detect_turn_language(self, text: str, conversation_language: str | None) -> str:
         if any(char.isalpha() for char in text):
@@ -289,6 +317,7 @@ class DialogManager:
         language: str,
         served: ServedModel,
         timings: dict[str, float],
+        understanding: Understanding | None = None,
     ) -> Reply:
         explanation = {
             "path": decision.path.value,
@@ -298,9 +327,13 @@ class DialogManager:
                 "embedding": self.retriever.embedder.name,
                 "generator": served.generator.model_name,
                 "dialog_version": served.version or "base",
+                "intent_version": understanding.versions.get("intent") if understanding else None,
+                "ner_version": understanding.versions.get("ner") if understanding else None,
             },
             **decision.details,
         }
+        if understanding is not None:
+            explanation["nlu"] = understanding.to_explanation()
         with self.session_factory.begin() as session:
             conversation = repository.get_conversation(session, conversation_id)
             draft = Reply(
@@ -322,6 +355,18 @@ class DialogManager:
                 meta=draft.to_metadata(),
             )
         return Reply(**{**draft.__dict__, "message_id": bot_message.id})
+
+
+def _understanding_columns(understanding: Understanding | None) -> dict[str, Any]:
+    """Return the customer message's NLU columns; empty when NLU did not run."""
+    if understanding is None:
+        return {}
+    return {
+        "intent": understanding.intent.intent,
+        "intent_confidence": round(understanding.intent.confidence, 4),
+        "out_of_scope": understanding.intent.out_of_scope,
+        "entities": [entity.to_dict() for entity in understanding.entities],
+    }
 
 
 def _quote(passage: Passage, language: str, reason: str, details: dict[str, Any]) -> _Decision:

@@ -14,11 +14,13 @@ from bot.config import Settings
 from bot.dialog_manager import DialogManager
 from bot.generation.base import Generator, build_generator
 from bot.model_switch import ModelSwitch
+from bot.nlu_models import NluModels
 from bot.turn_lock import build_turn_lock
+from bot.understanding import Understander
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.retriever import HybridRetriever
 from storage.db import create_db_engine, create_session_factory, upgrade_schema
-from storage.models import ModelVersion
+from storage.models import ModelKind, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,13 @@ class BotRuntime:
     retriever: HybridRetriever
     models: ModelSwitch
     dialog_manager: DialogManager
+    nlu_models: NluModels | None = None
 
     def close(self) -> None:
         """Stop watching the model registry and release database connections."""
         self.models.stop_watching()
+        if self.nlu_models is not None:
+            self.nlu_models.stop_watching()
         self.engine.dispose()
 
 
@@ -84,12 +89,14 @@ def build_runtime(
         lexical_weight_zh=settings.retrieval.lexical_weight_zh,
     )
     models = build_model_switch(settings, session_factory, base_generator=generator)
+    nlu_models = build_nlu_models(session_factory) if settings.nlu.enabled else None
     dialog_manager = DialogManager(
         session_factory=session_factory,
         retriever=retriever,
         models=models,
         turn_lock=build_turn_lock(engine, settings.home / "locks"),
         settings=settings,
+        understander=Understander(nlu_models, settings.nlu) if nlu_models else None,
     )
     logger.info("Bot runtime ready in %.1f s", time.perf_counter() - started)
     return BotRuntime(
@@ -100,7 +107,22 @@ def build_runtime(
         retriever=retriever,
         models=models,
         dialog_manager=dialog_manager,
+        nlu_models=nlu_models,
     )
+
+
+def build_nlu_models(session_factory: sessionmaker[Session]) -> NluModels:
+    """Load the active intent and entity model versions of every language."""
+    from nlu.intent.classifier import load_intent_classifier
+    from nlu.taggers import load_tagger
+
+    def load_intent(version: ModelVersion):
+        return load_intent_classifier(version.path or "", version.version)
+
+    def load_entities(version: ModelVersion):
+        return load_tagger(version.path or "", version=version.version)
+
+    return NluModels(session_factory, {ModelKind.INTENT: load_intent, ModelKind.NER: load_entities})
 
 
 def build_model_switch(

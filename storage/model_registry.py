@@ -1,8 +1,10 @@
 """Model versions and which one serves: register, finish, list, activate, roll back.
 
-Each kind (dialog, intent, ner) has a stack of activations. ``activate`` pushes a
-version, ``rollback`` pops the current one, and the active version is the top of the
-stack. With an empty stack the configured base model serves.
+Each kind (dialog, intent, ner) has a stack of activations per language. ``activate``
+pushes a version, ``rollback`` pops the current one, and the active version is the top of
+the stack. With an empty stack the configured base model serves (for intent and entity
+models: none, and only the rules run). Dialog versions serve every language
+(``language`` None); an intent or entity version serves the language it was trained for.
 
 Example:
     >>> with session_factory.begin() as session:
@@ -36,6 +38,7 @@ def register_version(
     kind: ModelKind,
     version: str,
     base_model: str,
+    language: str | None = None,
     run_dir: str | None = None,
     training_config: Mapping[str, Any] | None = None,
     data_stats: Mapping[str, Any] | None = None,
@@ -56,6 +59,7 @@ def register_version(
         version=version,
         status=ModelStatus.TRAINING,
         base_model=base_model,
+        language=language,
         run_dir=run_dir,
         training_config=dict(training_config or {}),
         data_stats=dict(data_stats or {}),
@@ -124,20 +128,52 @@ def list_versions(session: Session, kind: ModelKind | None = None) -> list[Model
     return list(session.scalars(query))
 
 
-def get_active_activation(session: Session, kind: ModelKind) -> ModelActivation | None:
-    """Return the current activation of ``kind``, or None when the base model serves."""
+def get_active_activation(
+    session: Session, kind: ModelKind, language: str | None = None
+) -> ModelActivation | None:
+    """Return the current activation of ``kind`` for ``language``, or None when none is active.
+
+    ``language`` None means the stack of versions that serve every language; it does not
+    match versions of one language.
+    """
+    language_clause = (
+        ModelActivation.language.is_(None)
+        if language is None
+        else ModelActivation.language == language
+    )
     return session.scalar(
         select(ModelActivation)
-        .where(ModelActivation.kind == kind, ModelActivation.rolled_back_at.is_(None))
+        .where(
+            ModelActivation.kind == kind,
+            language_clause,
+            ModelActivation.rolled_back_at.is_(None),
+        )
         .order_by(ModelActivation.id.desc())
         .limit(1)
     )
 
 
-def get_active_version(session: Session, kind: ModelKind) -> ModelVersion | None:
-    """Return the version that serves ``kind``, or None when the base model serves."""
-    activation = get_active_activation(session, kind)
+def get_active_version(
+    session: Session, kind: ModelKind, language: str | None = None
+) -> ModelVersion | None:
+    """Return the version that serves ``kind`` in ``language``, or None when none is active."""
+    activation = get_active_activation(session, kind, language)
     return activation.model_version if activation is not None else None
+
+
+def get_active_versions(session: Session, kind: ModelKind) -> dict[str | None, ModelVersion]:
+    """Return the active version of ``kind`` per language (None: every language)."""
+    languages = session.scalars(
+        select(ModelActivation.language)
+        .where(ModelActivation.kind == kind, ModelActivation.rolled_back_at.is_(None))
+        .distinct()
+    )
+    active: dict[str | None, ModelVersion] = {}
+    for language in languages:
+        version = get_active_version(session, kind, language)
+        if version is not None:
+            active[language] = version
+    return active
 
 
 def activate_version(
@@ -168,12 +204,13 @@ def activate_version(
             f"model version {version!r} was rejected because it did not beat the model it "
             "would replace on the held-out test pairs: pass --force to activate it anyway"
         )
-    current = get_active_version(session, model_version.kind)
+    current = get_active_version(session, model_version.kind, model_version.language)
     if current is not None and current.id == model_version.id:
         raise ModelActivationError(f"model version {version!r} is already active")
 
     activation = ModelActivation(
         kind=model_version.kind,
+        language=model_version.language,
         model_version=model_version,
         forced=force and model_version.status == ModelStatus.REJECTED,
         reason=reason,
@@ -181,9 +218,10 @@ def activate_version(
     session.add(activation)
     session.flush()
     logger.info(
-        "Activated model version %s kind=%s forced=%s reason=%s previous=%s",
+        "Activated model version %s kind=%s language=%s forced=%s reason=%s previous=%s",
         version,
         model_version.kind.value,
+        model_version.language or "all",
         activation.forced,
         reason,
         current.version if current else "base",
@@ -191,8 +229,8 @@ def activate_version(
     return activation
 
 
-def rollback(session: Session, kind: ModelKind) -> ModelVersion | None:
-    """Undo the current activation of ``kind`` and return the version that serves now.
+def rollback(session: Session, kind: ModelKind, language: str | None = None) -> ModelVersion | None:
+    """Undo the current activation of ``kind`` in ``language`` and return what serves now.
 
     Returns:
         The version active after the rollback, or None when the base model serves again.
@@ -201,15 +239,16 @@ def rollback(session: Session, kind: ModelKind) -> ModelVersion | None:
         ModelActivationError: If no version of ``kind`` is active, so the base model
             serves already.
     """
-    activation = get_active_activation(session, kind)
+    activation = get_active_activation(session, kind, language)
     if activation is None:
+        scope = f" for language {language}" if language else ""
         raise ModelActivationError(
-            f"no {kind.value} model version is active, so the base model serves already: "
-            "nothing to roll back"
+            f"no {kind.value} model version is active{scope}, so the base model serves "
+            "already: nothing to roll back"
         )
     activation.rolled_back_at = utc_now()
     session.flush()
-    restored = get_active_version(session, kind)
+    restored = get_active_version(session, kind, language)
     logger.info(
         "Rolled back model version %s kind=%s; now serving %s",
         activation.model_version.version,

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -133,6 +134,11 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # What the NLU models understood of a customer turn; empty on other turns.
+    intent: Mapped[str | None] = mapped_column(String(255), index=True)
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
+    out_of_scope: Mapped[bool | None] = mapped_column(Boolean)
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -197,6 +203,8 @@ class ModelVersion(Base):
     version: Mapped[str] = mapped_column(String(128), unique=True)
     status: Mapped[ModelStatus] = mapped_column(_enum_column(ModelStatus))
     base_model: Mapped[str] = mapped_column(String(1024))
+    # Language the model serves ("en", "zh-CN"); None serves every language.
+    language: Mapped[str | None] = mapped_column(String(16))
     # Folder that from_pretrained loads; empty until training has saved the model.
     path: Mapped[str | None] = mapped_column(String(2048))
     run_dir: Mapped[str | None] = mapped_column(String(2048))
@@ -209,8 +217,10 @@ class ModelVersion(Base):
 
 
 class ModelActivation(Base):
-    """One activation of a model version, kept as a stack per kind.
+    """One activation of a model version, kept as a stack per kind and language.
 
+    Intent and entity models serve one language each (or every language when
+    ``language`` is None), so English and Chinese versions are activated independently.
     The active version of a kind is the one in its newest activation that has not been
     rolled back. A rollback sets ``rolled_back_at`` on that row, which makes the
     activation before it current again; with none left, the configured base model serves.
@@ -221,6 +231,7 @@ class ModelActivation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[ModelKind] = mapped_column(_enum_column(ModelKind))
+    language: Mapped[str | None] = mapped_column(String(16))
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(String(255), default="")

@@ -83,8 +83,15 @@ def add_message(
     role: Role,
     text: str,
     meta: dict[str, Any] | None = None,
+    intent: str | None = None,
+    intent_confidence: float | None = None,
+    out_of_scope: bool | None = None,
+    entities: list[dict[str, Any]] | None = None,
 ) -> Message:
     """Append a message to ``conversation`` with the next sequence number.
+
+    ``intent``, ``intent_confidence``, ``out_of_scope`` and ``entities`` hold what the NLU
+    models understood of a customer turn; they stay empty on other turns.
 
     The caller must serialise concurrent appends to one conversation, as the bot's turn
     lock does. Without that, the unique (conversation_id, seq) constraint rejects the
@@ -99,6 +106,10 @@ def add_message(
         role=role,
         text=text,
         meta=meta or {},
+        intent=intent,
+        intent_confidence=intent_confidence,
+        out_of_scope=out_of_scope,
+        entities=entities,
     )
     session.add(message)
     session.flush()

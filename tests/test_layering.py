@@ -1,4 +1,4 @@
-"""Imports point one way: ui -> bot -> {retrieval, storage}; finetune -> {storage, retrieval}."""
+"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}; finetune -> {nlu, storage, retrieval}."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ FORBIDDEN = {
     "retrieval": {"bot", "ui", "finetune"},
     "bot": {"ui", "finetune"},
     "finetune": {"bot", "ui"},
+    "nlu": {"bot", "ui", "finetune", "storage"},
 }
 
 

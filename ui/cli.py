@@ -10,6 +10,7 @@ import typer
 
 from ui.cli_finetune import finetune_app
 from ui.cli_models import models_app
+from ui.cli_nlu import finetune_intent  # noqa: F401  (registers the NLU training commands)
 from ui.cli_support import check_paths_exist, fail, load_settings
 
 logger = logging.getLogger(__name__)

@@ -39,29 +39,49 @@ def list_models(
     engine, session_factory = open_database(settings)
     try:
         with session_factory() as session:
-            active = model_registry.get_active_version(session, model_kind)
+            active_by_language = model_registry.get_active_versions(session, model_kind)
+            active_ids = {version.id for version in active_by_language.values()}
             versions = model_registry.list_versions(session, model_kind)
             rows = [
                 {
                     "version": version.version,
                     "status": version.status.value,
-                    "active": active is not None and active.id == version.id,
+                    "language": version.language,
+                    "active": version.id in active_ids,
                     "rouge_l": version.metrics.get("rouge_l"),
                     "token_f1": version.metrics.get("token_f1"),
                     "perplexity": version.metrics.get("perplexity"),
+                    "metrics": version.metrics,
                     "created_at": _as_utc(version.created_at).isoformat(),
                     "path": version.path,
                     "error": version.error,
                 }
                 for version in versions
             ]
+            active_names = {
+                language or "all": version.version
+                for language, version in active_by_language.items()
+            }
     finally:
         engine.dispose()
 
+    if model_kind.value == "dialog":
+        active_label = active_names.get("all", "base")
+    else:
+        active_label = (
+            ", ".join(f"{name} ({language})" for language, name in sorted(active_names.items()))
+            or "none (rules only)"
+        )
     if as_json:
-        typer.echo(json.dumps({"active": active.version if active else "base", "versions": rows}))
+        payload = {"active": active_names.get("all", "base"), "versions": rows}
+        if model_kind.value != "dialog":
+            payload["active"] = active_names
+        typer.echo(json.dumps(payload))
         return
-    typer.echo(f"Active {model_kind.value} model: {active.version if active else 'base'}")
+    typer.echo(f"Active {model_kind.value} model: {active_label}")
+    if model_kind.value != "dialog":
+        _echo_nlu_rows(rows, model_kind.value)
+        return
     if not rows:
         typer.echo("No versions registered yet. Train one with: supportbot finetune run")
         return
@@ -71,6 +91,20 @@ def list_models(
         typer.echo(
             f"{marker}{row['version']:32} {row['status']:12} {_number(row['rouge_l']):>8} "
             f"{_number(row['token_f1']):>6} {_number(row['perplexity']):>8}  {row['created_at']}"
+        )
+
+
+def _echo_nlu_rows(rows: list[dict], kind: str) -> None:
+    if not rows:
+        typer.echo(f"No versions registered yet. Train one with: supportbot finetune {kind}")
+        return
+    headline = "accuracy" if kind == "intent" else "entity_f1"
+    typer.echo(f"{'':2}{'version':36} {'language':8} {'status':10} {headline:>9}  created")
+    for row in rows:
+        marker = "* " if row["active"] else "  "
+        typer.echo(
+            f"{marker}{row['version']:36} {row['language'] or 'all':8} {row['status']:10} "
+            f"{_number(row['metrics'].get(headline)):>9}  {row['created_at']}"
         )
 
 
@@ -105,7 +139,13 @@ def activate_model(
 
 
 @models_app.command("rollback")
-def rollback_model(kind: Annotated[str, typer.Option(help=_KIND_HELP)] = "dialog") -> None:
+def rollback_model(
+    kind: Annotated[str, typer.Option(help=_KIND_HELP)] = "dialog",
+    language: Annotated[
+        str | None,
+        typer.Option(help="Language of the intent or entity version to roll back: en or zh-CN."),
+    ] = None,
+) -> None:
     """Return to the version that was active before the current one, or to the base model."""
     settings = load_settings()
     from bot.runtime import open_database
@@ -116,13 +156,14 @@ def rollback_model(kind: Annotated[str, typer.Option(help=_KIND_HELP)] = "dialog
     engine, session_factory = open_database(settings)
     try:
         with session_factory.begin() as session:
-            restored = model_registry.rollback(session, model_kind)
+            restored = model_registry.rollback(session, model_kind, language)
             restored_name = restored.version if restored else "base"
     except StorageError as error:
         raise fail(f"Rollback failed: {error}") from error
     finally:
         engine.dispose()
-    typer.echo(f"Rolled back; the active {model_kind.value} model is now {restored_name}.")
+    scope = f" for {language}" if language else ""
+    typer.echo(f"Rolled back; the active {model_kind.value} model{scope} is now {restored_name}.")
 
 
 def _parse_kind(kind: str):
@@ -138,7 +179,10 @@ def _parse_kind(kind: str):
 def _check_model_folder(path: str | None, version: str) -> None:
     from pathlib import Path
 
-    if path and not (Path(path) / "config.json").is_file():
+    # Dialog versions are transformers folders; intent and entity versions have a manifest.
+    if path and not any(
+        (Path(path) / name).is_file() for name in ("config.json", "nlu_model.json")
+    ):
         raise fail(
             f"Activation failed: the model folder {path} of version {version!r} is missing or "
             "incomplete. Restore it or train the version again."

@@ -163,3 +163,51 @@ def test_list_versions_newest_first(session_factory):
 
     assert names == ["v2", "v1"]
     assert other == []
+
+
+def _add_intent(session_factory, version: str, language: str | None) -> None:
+    with session_factory.begin() as session:
+        registry.register_version(
+            session,
+            kind=ModelKind.INTENT,
+            version=version,
+            base_model="charngram",
+            language=language,
+        )
+        registry.finish_version(session, version, status=ModelStatus.READY, path=f"/m/{version}")
+
+
+def test_languages_have_separate_activation_stacks(session_factory):
+    _add_intent(session_factory, "intent-en-1", "en")
+    _add_intent(session_factory, "intent-zh-1", "zh-CN")
+    _add_intent(session_factory, "intent-en-2", "en")
+
+    with session_factory.begin() as session:
+        for name in ("intent-en-1", "intent-zh-1", "intent-en-2"):
+            registry.activate_version(session, name, reason="test")
+
+    with session_factory() as session:
+        active = registry.get_active_versions(session, ModelKind.INTENT)
+        assert {lang: v.version for lang, v in active.items()} == {
+            "en": "intent-en-2",
+            "zh-CN": "intent-zh-1",
+        }
+        assert registry.get_active_version(session, ModelKind.INTENT) is None
+
+    with session_factory.begin() as session:
+        restored = registry.rollback(session, ModelKind.INTENT, "en")
+        assert restored.version == "intent-en-1"
+
+    with session_factory() as session:
+        zh = registry.get_active_version(session, ModelKind.INTENT, "zh-CN")
+        assert zh.version == "intent-zh-1"
+
+
+def test_rollback_of_language_without_activation_names_it(session_factory):
+    _add_intent(session_factory, "intent-en-1", "en")
+    with session_factory.begin() as session:
+        registry.activate_version(session, "intent-en-1")
+
+    with pytest.raises(ModelActivationError, match="language zh-CN"):
+        with session_factory.begin() as session:
+            registry.rollback(session, ModelKind.INTENT, "zh-CN")

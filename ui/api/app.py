@@ -41,8 +41,12 @@ def create_app(settings: Settings | None = None, *, runtime: BotRuntime | None =
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         logger.info("API started chat=%s docs=/docs", CHAT_PATH)
         runtime.models.start_watching(runtime.settings.generation.reload_interval_s)
+        if runtime.nlu_models is not None:
+            runtime.nlu_models.start_watching(runtime.settings.nlu.reload_interval_s)
         yield
         runtime.models.stop_watching()
+        if runtime.nlu_models is not None:
+            runtime.nlu_models.stop_watching()
         logger.info("API stopping")
 
     app = FastAPI(

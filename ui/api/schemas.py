@@ -65,6 +65,12 @@ class MessagePublic(BaseModel):
     text: str
     created_at: UtcDatetime
     metadata: dict[str, Any] = Field(validation_alias="meta")
+    intent: str | None = Field(default=None, description="Intent of a customer turn.")
+    intent_confidence: float | None = None
+    out_of_scope: bool | None = None
+    entities: list[dict[str, Any]] | None = Field(
+        default=None, description="Entities of a customer turn with offsets and sources."
+    )
 
 
 class CitationPublic(BaseModel):
@@ -128,12 +134,22 @@ class ModelVersionPublic(BaseModel):
     is_active: bool
     created_at: UtcDatetime
     finished_at: UtcDatetime | None
+    language: str | None = Field(
+        default=None, description="Language an intent or entity version serves; null: all."
+    )
 
 
 class ModelsPublic(BaseModel):
-    """Registered dialog model versions and the one this server process serves."""
+    """Registered model versions and the ones this server process serves."""
 
-    serving: str = Field(description="Version this process serves now, or 'base'.")
-    active: str = Field(description="Version the registry marks active, or 'base'.")
+    serving: str = Field(description="Dialog version this process serves now, or 'base'.")
+    active: str = Field(description="Dialog version the registry marks active, or 'base'.")
     model_error: str | None = None
     versions: list[ModelVersionPublic]
+    nlu_serving: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Intent and entity versions served: {kind: {language or 'all': version}}.",
+    )
+    nlu_errors: list[str] = Field(
+        default_factory=list, description="Intent or entity versions that failed to load."
+    )

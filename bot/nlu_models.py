@@ -1,0 +1,164 @@
+"""Serve the active intent and entity model versions of each language, and swap them.
+
+Intent and entity versions are activated per language (``supportbot models activate``),
+so a server may hold an English encoder intent model, a Chinese character n-gram one and a
+CRF entity tagger at once. ``NluModels.refresh`` compares what it holds with the registry
+and loads, swaps or drops models; a model that fails to load is logged, kept out of
+service and reported in ``errors``, while the others keep serving. A turn looks its models
+up once, so a swap during the turn does not change them halfway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import model_registry
+from storage.models import ModelKind, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+NLU_KINDS = (ModelKind.INTENT, ModelKind.NER)
+
+
+@dataclass(frozen=True)
+class LoadedNluModel:
+    """A loaded model with the version it comes from.
+
+    Attributes:
+        model: The loaded intent classifier or entity tagger.
+        version: Registry version name.
+        version_id: Row id of the version.
+        language: The language it serves, or None for every language.
+    """
+
+    model: Any
+    version: str
+    version_id: int
+    language: str | None
+
+
+Loader = Callable[[ModelVersion], Any]
+
+
+class NluModels:
+    """Holds the active intent and entity models per language.
+
+    Args:
+        session_factory: Sessions of the database with the model registry.
+        loaders: A loader per kind that turns a registered version into a model.
+    """
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], loaders: dict[ModelKind, Loader]
+    ) -> None:
+        self._session_factory = session_factory
+        self._loaders = loaders
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._models: dict[tuple[ModelKind, str | None], LoadedNluModel] = {}
+        # (kind, language) -> (version id that failed, error message)
+        self._failed: dict[tuple[ModelKind, str | None], tuple[int, str]] = {}
+        self.refresh()
+
+    def get(self, kind: ModelKind, language: str | None) -> LoadedNluModel | None:
+        """Return the model of ``kind`` for ``language``, else the one for every language."""
+        models = self._models
+        return models.get((kind, language)) or models.get((kind, None))
+
+    def served(self) -> dict[str, dict[str, str]]:
+        """Return ``{kind: {language or 'all': version}}`` of the models in service."""
+        result: dict[str, dict[str, str]] = {}
+        for (kind, language), loaded in sorted(
+            self._models.items(), key=lambda item: (item[0][0].value, item[0][1] or "")
+        ):
+            result.setdefault(kind.value, {})[language or "all"] = loaded.version
+        return result
+
+    @property
+    def errors(self) -> list[str]:
+        """Messages of the versions that failed to load and are not served."""
+        return [message for _, message in self._failed.values()]
+
+    def refresh(self, *, retry_failed: bool = False) -> None:
+        """Load newly activated versions and drop rolled-back ones."""
+        with self._lock:
+            with self._session_factory() as session:
+                active: dict[tuple[ModelKind, str | None], ModelVersion] = {}
+                for kind in NLU_KINDS:
+                    for language, version in model_registry.get_active_versions(
+                        session, kind
+                    ).items():
+                        session.expunge(version)
+                        active[(kind, language)] = version
+
+            models = dict(self._models)
+            for key in [key for key in models if key not in active]:
+                logger.info(
+                    "Dropping %s model %s (no longer active)", key[0].value, models[key].version
+                )
+                del models[key]
+            for key in [key for key in self._failed if key not in active]:
+                del self._failed[key]
+
+            for key, version in active.items():
+                current = models.get(key)
+                if current is not None and current.version_id == version.id:
+                    # A broken version rolled back to this one is no longer a problem.
+                    self._failed.pop(key, None)
+                    continue
+                failed = self._failed.get(key)
+                if failed is not None and failed[0] == version.id and not retry_failed:
+                    continue
+                loaded = self._load(key, version)
+                if loaded is not None:
+                    models[key] = loaded
+                elif current is not None:
+                    logger.error("Keeping %s model %s", key[0].value, current.version)
+            self._models = models
+
+    def _load(self, key, version: ModelVersion) -> LoadedNluModel | None:
+        kind, language = key
+        logger.info("Loading %s model %s for %s", kind.value, version.version, language or "all")
+        try:
+            model = self._loaders[kind](version)
+        except Exception as error:  # noqa: BLE001 - a broken pickle raises anything
+            message = f"loading {kind.value} model {version.version} failed: {error}"
+            logger.error("%s", message)
+            self._failed[key] = (version.id, message)
+            return None
+        self._failed.pop(key, None)
+        return LoadedNluModel(model, version.version, version.id, language)
+
+    def start_watching(self, interval_s: float) -> None:
+        """Refresh every ``interval_s`` seconds in a daemon thread; 0 or less does nothing."""
+        if interval_s <= 0 or self._watcher is not None:
+            return
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval_s,), name="nlu-models", daemon=True
+        )
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        """Stop the watcher thread and wait for it to end."""
+        if self._watcher is None:
+            return
+        self._stop.set()
+        self._watcher.join(timeout=10)
+        self._watcher = None
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the watcher must survive a database outage
+                logger.exception(
+                    "Checking NLU model versions failed; retrying in %.1f s", interval_s
+                )

@@ -1,0 +1,1 @@
+"""Training and evaluation of intent classifiers (``supportbot finetune intent``)."""

@@ -1,0 +1,1 @@
+"""Intent classification: models that score intents, calibration, the out-of-scope threshold."""
