@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,12 +36,14 @@ LATENCY_TURNS = 300
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", default="cais", help="public intent data set (cais)")
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--epochs", type=float, default=4.0)
+    parser.add_argument("--epochs", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps default")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="run folder; default a temporary folder")
     arguments = parser.parse_args()
+    if arguments.out is None:
+        arguments.out = Path(tempfile.mkdtemp(prefix=f"bench-intent-{arguments.dataset}-"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if arguments.threads:
         torch.set_num_threads(arguments.threads)

@@ -1,11 +1,12 @@
 """Serve the active intent and entity model versions of each language, and swap them.
 
 Intent and entity versions are activated per language (``supportbot models activate``),
-so a server may hold an English encoder intent model, a Chinese character n-gram one and a
-CRF entity tagger at once. ``NluModels.refresh`` compares what it holds with the registry
-and loads, swaps or drops models; a model that fails to load is logged, kept out of
-service and reported in ``errors``, while the others keep serving. A turn looks its models
-up once, so a swap during the turn does not change them halfway.
+so a server may serve an English encoder intent model, a Chinese character n-gram one and a
+CRF entity tagger at once. ``NluModels.refresh`` compares the loaded models with the
+registry and loads, swaps or drops models. A version that fails to load is logged, kept out
+of service and reported in ``errors``. The other models keep serving, and so does a loaded
+version that the failed one was to replace. A turn looks its models up once, so a swap
+during the turn does not change them halfway.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ Loader = Callable[[ModelVersion], Any]
 
 
 class NluModels:
-    """Holds the active intent and entity models per language.
+    """Cache of the loaded active intent and entity models per language.
 
     Args:
         session_factory: Sessions of the database with the model registry.
@@ -87,7 +88,11 @@ class NluModels:
         return [message for _, message in self._failed.values()]
 
     def refresh(self, *, retry_failed: bool = False) -> None:
-        """Load newly activated versions and drop rolled-back ones."""
+        """Load newly activated versions and drop the ones that are no longer active.
+
+        A version that failed to load is not loaded again while it stays active, unless
+        ``retry_failed`` is True.
+        """
         with self._lock:
             with self._session_factory() as session:
                 active: dict[tuple[ModelKind, str | None], ModelVersion] = {}
@@ -110,7 +115,8 @@ class NluModels:
             for key, version in active.items():
                 current = models.get(key)
                 if current is not None and current.version_id == version.id:
-                    # A broken version rolled back to this one is no longer a problem.
+                    # The loaded version is active again, for example after a rollback from
+                    # a broken one, so an earlier failure no longer applies.
                     self._failed.pop(key, None)
                     continue
                 failed = self._failed.get(key)
@@ -120,7 +126,12 @@ class NluModels:
                 if loaded is not None:
                     models[key] = loaded
                 elif current is not None:
-                    logger.error("Keeping %s model %s", key[0].value, current.version)
+                    logger.error(
+                        "Keeping %s model %s in service because the new active version failed "
+                        "to load",
+                        key[0].value,
+                        current.version,
+                    )
             self._models = models
 
     def _load(self, key, version: ModelVersion) -> LoadedNluModel | None:
@@ -128,7 +139,7 @@ class NluModels:
         logger.info("Loading %s model %s for %s", kind.value, version.version, language or "all")
         try:
             model = self._loaders[kind](version)
-        except Exception as error:  # noqa: BLE001 - a broken pickle raises anything
+        except Exception as error:  # noqa: BLE001 - a damaged pickle can raise any error
             message = f"loading {kind.value} model {version.version} failed: {error}"
             logger.error("%s", message)
             self._failed[key] = (version.id, message)
@@ -137,7 +148,10 @@ class NluModels:
         return LoadedNluModel(model, version.version, version.id, language)
 
     def start_watching(self, interval_s: float) -> None:
-        """Refresh every ``interval_s`` seconds in a daemon thread; 0 or less does nothing."""
+        """Refresh every ``interval_s`` seconds in a daemon thread.
+
+        Does nothing when ``interval_s`` is 0 or less or the thread is already running.
+        """
         if interval_s <= 0 or self._watcher is not None:
             return
         self._stop.clear()
@@ -147,7 +161,7 @@ class NluModels:
         self._watcher.start()
 
     def stop_watching(self) -> None:
-        """Stop the watcher thread and wait for it to end."""
+        """Stop the watcher thread and wait up to 10 s for it to end."""
         if self._watcher is None:
             return
         self._stop.set()

@@ -1,11 +1,17 @@
 """Understand one customer turn: intent with an out-of-scope verdict, entities and slots.
 
-For each turn, in order: clean the text (NFKC, length cap); classify the intent with the
-active intent model of the turn's language (none active: the turn is out of scope with
-reason ``no_model``); tag entities with the active entity model of that language; run the
-rule extractors (e-mail, phone, ids, dates, times, money); merge model and rule entities so
-each span is kept once and each slot gets one value. A model that raises on a turn is
-logged and skipped, so understanding never fails a turn.
+Steps for each turn, in order:
+
+1. Clean the text (NFKC, length cap).
+2. Classify the intent with the active intent model of the turn's language. With no active
+   model, the turn is out of scope with reason ``no_model``.
+3. Tag entities with the active entity model of that language.
+4. Run the rule extractors (e-mail, phone, ids, dates, times, money).
+5. Merge model and rule entities, so that each span is kept once and each slot gets one
+   value.
+
+A model that raises on a turn is logged and skipped, so a model failure does not fail the
+turn.
 """
 
 from __future__ import annotations
@@ -30,16 +36,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Understanding:
-    """What was understood of one turn.
+    """Result of understanding one turn: intent, entities and slots.
 
     Attributes:
         intent: The intent verdict.
         entities: Entities found by the models and the rules, one per span, in text order.
         slots: One entity per slot type.
         language: The language whose models were used.
-        versions: ``{"intent": version, "ner": version}`` of the models used (None: none).
+        versions: ``{"intent": version, "ner": version}`` of the models used, with None
+            for a kind that had no active model.
         truncated: Whether the models read only the first ``nlu.max_chars`` characters.
-        elapsed_ms: Time spent understanding the turn.
+        elapsed_ms: Time spent understanding the turn, in milliseconds.
     """
 
     intent: IntentPrediction
@@ -64,7 +71,7 @@ class Understanding:
 
 
 class Understander:
-    """Runs the NLU models and rules on customer turns.
+    """Intent and entity understanding of customer turns with the active models and rules.
 
     Args:
         models: The active intent and entity models per language.
@@ -97,7 +104,11 @@ class Understander:
         Args:
             text: The customer's message as stored; entity offsets index into it.
             language: The turn's language ("en" or "zh-CN"), which picks the models.
-            reference_time: Moment that relative dates count from; default now.
+            reference_time: Moment that relative dates count from, time-zone-aware.
+                Defaults to now.
+
+        Raises:
+            ValueError: If ``reference_time`` has no time zone (raised by the rules).
         """
         started = time.perf_counter()
         normalized = normalize_text(text, self.settings.max_chars)

@@ -1,11 +1,12 @@
 """Register, train, compare and activate intent and entity model versions.
 
-One run of ``supportbot finetune intent`` or ``supportbot finetune ner``: the version is
-registered before training (status TRAINING), the model and its report are saved under the
-run folder, and the version is finished as READY or FAILED. A READY version becomes active
-for its language when no version serves that language yet, or when it scores at least as
-well as the serving one on the same test data; otherwise it is REJECTED and the serving
-version stays. ``force`` activates it anyway, ``activate=False`` never does.
+One run of ``supportbot finetune intent`` or ``supportbot finetune ner`` registers the
+version before training (status TRAINING) and saves the model and its report under the run
+folder. A failed run finishes the version as FAILED, or INTERRUPTED after Ctrl+C. A trained
+version is READY when no version serves its language yet, or when it scores at least as well
+as the serving version on the same test data, and READY versions are activated. Otherwise it
+is REJECTED and the serving version stays active. ``force`` activates a REJECTED version
+anyway, and ``activate=False`` activates none.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NluRunOutcome:
-    """What a run produced and whether it serves now.
+    """Result of a finished NLU training run and whether its version serves now.
 
     Attributes:
         version: The registered version name.
-        status: READY, REJECTED or FAILED.
+        status: READY or REJECTED. A failed run raises instead of returning an outcome.
         activated: Whether the version is active for its language now.
         reason: Why it was or was not activated.
         report_path: The Markdown report.
@@ -97,7 +98,12 @@ def run_intent_training(
     activate: bool = True,
     force: bool = False,
 ) -> NluRunOutcome:
-    """Train an intent classifier as a registered version and activate it if it wins."""
+    """Train an intent classifier as a registered version and activate it if it wins.
+
+    Raises:
+        Exception: Whatever training raises, after the version is marked FAILED (or
+            INTERRUPTED) and its model folder is removed.
+    """
     language = options.language
     with session_factory.begin() as session:
         model_registry.register_version(
@@ -115,14 +121,13 @@ def run_intent_training(
 
     try:
         result = train_intent_classifier(train, validation, test, run_dir, options)
+        result.report["version"] = version
+        return _finish_intent(
+            session_factory, result, version, result.evaluation_items, activate, force
+        )
     except BaseException as error:
         _finish_failed(session_factory, version, run_dir, error)
         raise
-
-    result.report["version"] = version
-    return _finish_intent(
-        session_factory, result, version, result.evaluation_items, activate, force
-    )
 
 
 def _finish_intent(
@@ -140,6 +145,8 @@ def _finish_intent(
         version_row = model_registry.get_version(session, version)
         # The language comes out of training when it was detected from the data.
         version_row.language = language
+        if result.report["backend"] == "charngram":
+            version_row.base_model = "charngram"
         model_registry.finish_version(
             session,
             version,
@@ -161,7 +168,11 @@ def _headline(test_metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _score(metrics: dict[str, Any]) -> float:
-    """One number to compare versions: accuracy, balanced with OOS recall when there is OOS."""
+    """Return the score that versions are compared on.
+
+    It is the accuracy, or the mean of in-scope accuracy and OOS recall when the test data
+    has out-of-scope turns.
+    """
     if "oos_recall" in metrics:
         return (metrics["in_scope_accuracy"] + metrics["oos_recall"]) / 2
     return metrics["accuracy"]
@@ -177,7 +188,11 @@ def _compare_with_serving(session_factory, language, evaluation_items, metrics) 
     try:
         classifier = load_intent_classifier(serving_path, serving_name)
     except (OSError, ValueError) as error:
-        logger.warning("Serving intent model %s cannot be loaded: %s", serving_name, error)
+        logger.warning(
+            "Failed to load serving intent model %s for comparison, so the new version wins: %s",
+            serving_name,
+            error,
+        )
         return {
             "serving": serving_name,
             "wins": True,
@@ -190,8 +205,8 @@ def _compare_with_serving(session_factory, language, evaluation_items, metrics) 
         return {
             "serving": serving_name,
             "wins": True,
-            "reason": f"the serving version {serving_name} lacks intents of the new data "
-            f"({', '.join(unknown[:5])}), so the two cannot be compared",
+            "reason": f"the serving version {serving_name} was not trained on intents of the "
+            f"new data ({', '.join(unknown[:5])}), so the two cannot be compared",
         }
     decisions = [
         prediction.intent or OUT_OF_SCOPE
@@ -219,6 +234,7 @@ def _maybe_activate(session, version, comparison, activate, force) -> tuple[bool
     try:
         model_registry.activate_version(session, version, force=force, reason="finetune")
     except ModelActivationError as error:
+        logger.warning("Activating version %s failed: %s", version, error)
         return False, str(error)
     return True, comparison["reason"] + (" (forced)" if force and not comparison["wins"] else "")
 
@@ -228,7 +244,7 @@ def _finish_failed(session_factory, version: str, run_dir: Path, error: BaseExce
     logger.error("NLU training run %s ended with %s: %s", version, status.value, error)
     with session_factory.begin() as session:
         model_registry.finish_version(session, version, status=status, error=str(error)[:2000])
-    shutil.rmtree(run_dir / "model", ignore_errors=True)
+    shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
 
 
 def run_ner_training(
@@ -248,7 +264,12 @@ def run_ner_training(
 ) -> NluRunOutcome:
     """Train an entity tagger as a registered version and activate it if it wins.
 
-    ``language`` is the serving code ("en", "zh-CN"); the tagger splits words by it.
+    ``language`` is the serving language code ("en", "zh-CN"). The tagger splits words by
+    it. Without ``test`` sentences, the version is compared on ``validation``.
+
+    Raises:
+        Exception: Whatever training raises, after the version is marked FAILED (or
+            INTERRUPTED) and its model folder is removed.
     """
     with session_factory.begin() as session:
         model_registry.register_version(
@@ -327,6 +348,11 @@ def _compare_tagger_with_serving(session_factory, language, sentences, new_f1) -
         tagger = load_tagger(serving_path, version=serving_name)
         predictions = tagger.tag_words([sentence.words for sentence in sentences])
     except (OSError, ValueError) as error:
+        logger.warning(
+            "Failed to run serving entity model %s for comparison, so the new version wins: %s",
+            serving_name,
+            error,
+        )
         return {
             "serving": serving_name,
             "wins": True,

@@ -1,6 +1,6 @@
 """The ``nlu_model.json`` file that describes a saved intent or entity model folder.
 
-Every folder written by ``supportbot finetune intent`` or ``supportbot finetune ner`` holds
+Every folder written by ``supportbot finetune intent`` or ``supportbot finetune ner`` contains
 this file next to the model's weights. Loaders read it first, so a folder of the wrong kind
 or of an unknown backend fails with a message that names the folder.
 """
@@ -30,11 +30,14 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 
 
 def read_manifest(folder: Path | str, kind: str) -> dict[str, Any]:
-    """Read the manifest of a model folder and check that it holds a ``kind`` model.
+    """Read the manifest of a model folder and check that it describes a ``kind`` model.
 
     Args:
-        folder: The folder a training run saved.
+        folder: The folder that a training run saved.
         kind: ``intent`` or ``ner``.
+
+    Returns:
+        The manifest as a dictionary.
 
     Raises:
         ModelFolderError: If the folder or its manifest is missing, unreadable or of
@@ -55,10 +58,10 @@ def read_manifest(folder: Path | str, kind: str) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFolderError(f"cannot read {path}: {error}; train the model again") from error
+        raise ModelFolderError(f"failed to read {path}: {error}. Train the model again") from error
     if not isinstance(manifest, dict) or manifest.get("kind") != kind:
         found = manifest.get("kind") if isinstance(manifest, dict) else None
         raise ModelFolderError(
-            f"{folder} holds a {found!r} model, not a {kind!r} model: pick a {kind} version"
+            f"{folder} contains a {found!r} model, not a {kind!r} model: pick a {kind} version"
         )
     return manifest

@@ -1,4 +1,4 @@
-"""Clean one customer message before a model sees it.
+"""Clean one customer message before the models classify or tag it.
 
 Models get the text in Unicode NFKC form (full-width letters and digits become ASCII), with
 runs of whitespace collapsed and cut to a length the models accept. Text with no letter
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CHARS = 2000
-"""Longest text passed to a model; encoders see fewer tokens still, so this only bounds work."""
+"""Maximum characters passed to a model. Encoders truncate to fewer tokens, so this bounds work."""
 
 _WHITESPACE = re.compile(r"\s+")
 _COMMAND = re.compile(r"^/([A-Za-z][\w-]{0,63})(?:\s|$)")
@@ -29,7 +29,7 @@ class NormalizedText:
     Attributes:
         text: NFKC text with collapsed whitespace, at most ``max_chars`` characters.
         truncated: True when the cleaned text was longer than ``max_chars``.
-        has_content: False when the text holds no letter and no digit.
+        has_content: False when the text contains no letter and no digit.
         command: The name of a slash command (``"intent"`` for ``/intent``), else None.
     """
 
@@ -44,10 +44,10 @@ def normalize_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> NormalizedT
 
     Args:
         text: The message as the customer sent it.
-        max_chars: Cut the cleaned text to this many characters; must be positive.
+        max_chars: Maximum length of the cleaned text in characters. Must be positive.
 
     Returns:
-        The cleaned text and what was found about it.
+        The cleaned text with its truncation, content and slash-command flags.
 
     Raises:
         ValueError: If ``max_chars`` is not positive.
@@ -55,10 +55,10 @@ def normalize_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> NormalizedT
     if max_chars <= 0:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
 
-    # Cut before NFKC as well, so a huge message costs no more than a long one; leading
-    # whitespace goes first so that padding cannot push the words past the cut.
+    # Cut before NFKC as well, so that a huge message costs no more than a long one. Leading
+    # whitespace is stripped first, so that padding cannot push the words past the cut.
     stripped = text.lstrip()
-    cut = max_chars * 2
+    cut = max_chars * 2  # Twice the limit leaves room for whitespace runs that collapse.
     cleaned = unicodedata.normalize("NFKC", stripped[:cut])
     cleaned = _WHITESPACE.sub(" ", cleaned).strip()
     truncated = len(cleaned) > max_chars or bool(stripped[cut:].strip())

@@ -15,12 +15,13 @@ class Entity:
 
     Attributes:
         type: The entity or slot type, for example ``email``, ``order_id`` or ``singer_name``.
-        value: The normalised value (an ISO date for dates, digits for phone numbers); the
-            surface text when there is nothing to normalise.
+        value: The normalised value, such as an ISO date for dates or the digits of a phone
+            number. It is the surface text when there is nothing to normalise.
         text: The text exactly as written, ``original[start:end]``.
         start: Character offset of the first character in the original text.
         end: Character offset one past the last character.
-        source: What found it: ``rule:<name>`` for a rule, ``model:<version>`` for a model.
+        source: The extractor that found it: ``rule:<name>`` for a rule, ``model:<version>``
+            for a model.
         confidence: The model's confidence, or ``None`` for rules.
     """
 
@@ -45,11 +46,13 @@ class IntentPrediction:
         intent: The predicted intent, or ``None`` when the turn is out of scope.
         confidence: Calibrated probability of the best in-scope intent (0..1).
         out_of_scope: True when the best intent's confidence is under ``threshold``, when the
-            explicit out-of-scope class wins, or when the text has nothing to classify.
-        threshold: The confidence threshold the model compared against.
+            explicit out-of-scope class wins, when the text has nothing to classify or is a
+            slash command, or when no model classified it.
+        threshold: The confidence threshold that the model compared against.
         ranking: The best intents with their probabilities, best first.
         reason: Why the turn is out of scope (``below_threshold``, ``oos_class``,
-            ``no_content``, ``no_model``), or ``None`` when it is in scope.
+            ``no_content``, ``command``, ``no_model`` or ``model_error``), or ``None`` when
+            it is in scope.
     """
 
     intent: str | None
@@ -81,7 +84,7 @@ class TaggedSentence:
     Attributes:
         words: The words (for Chinese, one character per word).
         tags: One BIO tag per word.
-        text: The sentence as a customer would type it; ``text[start:end]`` of each offset
+        text: The sentence as a customer would type it. ``text[start:end]`` of each offset
             is the word.
         offsets: ``(start, end)`` character offsets of each word in ``text``.
         source: Where the sentence came from, ``FILE:LINE`` of its first word.
@@ -97,5 +100,5 @@ class TaggedSentence:
         if not (len(self.words) == len(self.tags) == len(self.offsets)):
             raise ValueError(
                 f"{self.source or 'sentence'}: {len(self.words)} words, {len(self.tags)} tags "
-                f"and {len(self.offsets)} offsets; each word needs one tag and one offset"
+                f"and {len(self.offsets)} offsets, but each word needs one tag and one offset"
             )

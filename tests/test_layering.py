@@ -1,4 +1,7 @@
-"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}; finetune -> {nlu, storage, retrieval}."""
+"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}, finetune -> {nlu, storage}.
+
+nlu imports only retrieval; storage and retrieval import none of the others.
+"""
 
 from __future__ import annotations
 

@@ -25,7 +25,11 @@ TrainFileOption = Annotated[
 ]
 EvalFileOption = Annotated[
     Path | None,
-    typer.Option("--eval", help="Labelled test file for the report; default: none."),
+    typer.Option(
+        "--eval",
+        help="Labelled test file for the report. Default: the test split of --dataset, "
+        "else the validation data.",
+    ),
 ]
 ValidationFileOption = Annotated[
     Path | None,
@@ -34,11 +38,20 @@ ValidationFileOption = Annotated[
         help="Labelled validation file for calibration and thresholds; default: 10% of --train.",
     ),
 ]
+TaggingValidationFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--validation",
+        help="Labelled validation file for choosing the epoch (transformer) or the "
+        "regularisation (CRF); default: the validation split of --dataset, else none.",
+    ),
+]
 DatasetOption = Annotated[
     str | None,
     typer.Option(
         "--dataset",
-        help="A public dataset by name instead of --train (read from the data directory).",
+        help="Name of a public data set to use instead of --train, read from "
+        "SUPPORTBOT_DATA_DIR (default <home>/datasets).",
     ),
 ]
 LanguageOption = Annotated[
@@ -70,13 +83,22 @@ def finetune_intent(
         ),
     ] = "auto",
     base_model: Annotated[
-        str, typer.Option(help="Encoder: 'packaged:all-MiniLM-L6-v2', a folder or a HF id.")
+        str,
+        typer.Option(
+            help="Base encoder: 'packaged:all-MiniLM-L6-v2', a local folder or a Hugging Face id."
+        ),
     ] = "packaged:all-MiniLM-L6-v2",
-    epochs: Annotated[float, typer.Option(min=0.01, help="Encoder fine-tuning epochs.")] = 4.0,
-    learning_rate: Annotated[float, typer.Option(help="Encoder learning rate.")] = 5e-5,
+    epochs: Annotated[float, typer.Option(min=0.01, help="Encoder fine-tuning epochs.")] = 5.0,
+    learning_rate: Annotated[
+        float,
+        typer.Option(help="Learning rate of the encoder; the head's is 20 times higher."),
+    ] = 5e-5,
     batch_size: Annotated[int, typer.Option(min=1, help="Encoder batch size.")] = 32,
     max_steps: Annotated[
-        int | None, typer.Option(min=1, help="Stop the encoder after this many steps.")
+        int | None,
+        typer.Option(
+            min=1, help="Maximum encoder training steps, for quick runs; overrides --epochs."
+        ),
     ] = None,
     explicit_oos: Annotated[
         bool | None,
@@ -85,6 +107,15 @@ def finetune_intent(
             "training data has some."
         ),
     ] = None,
+    max_in_scope_drop: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="With out-of-scope validation turns: in-scope accuracy the threshold may cost "
+            "(0.01 is one point).",
+        ),
+    ] = 0.01,
     language: LanguageOption = None,
     seed: Annotated[int, typer.Option(help="Seed of splits and training.")] = 42,
     out: OutOption = None,
@@ -93,9 +124,10 @@ def finetune_intent(
 ) -> None:
     """Train an intent classifier with out-of-scope detection and register it as a version.
 
-    Reads --train (CSV with text and intent columns, JSONL, or seq.in/label) or a public
-    --dataset; evaluates on --eval (or the dataset's test split); writes eval_report.md with
-    accuracy, macro F1, per-intent scores, confused pairs and a confusion-matrix plot.
+    The training data is --train (CSV with text and intent columns, JSONL, or seq.in/label)
+    or a public --dataset. The run evaluates on --eval, the data set's test split or the
+    validation data, and writes eval_report.md with accuracy, macro F1, per-intent scores,
+    the most confused pairs and a confusion-matrix plot.
     """
     settings = load_settings()
     from bot.runtime import open_database
@@ -123,6 +155,7 @@ def finetune_intent(
                 seed=seed,
             ),
             explicit_oos=explicit_oos,
+            max_in_scope_drop=max_in_scope_drop,
             language=served_language,
             seed=seed,
         )
@@ -204,8 +237,9 @@ def _data_dir(settings: Settings) -> Path:
     data_dir = settings.data_dir or settings.home / "datasets"
     if not data_dir.is_dir():
         raise fail(
-            f"The public datasets folder {data_dir} does not exist: set SUPPORTBOT_DATA_DIR "
-            "or run 'supportbot demo' once to download the public data.",
+            f"The public data sets folder {data_dir} does not exist: set SUPPORTBOT_DATA_DIR "
+            "to the folder that contains them, or copy them into this folder (docs/nlu.md "
+            "lists the data sets).",
             code=2,
         )
     return data_dir
@@ -235,7 +269,7 @@ def _echo_outcome(outcome) -> None:
 def finetune_ner(
     train: TrainFileOption = None,
     eval_file: EvalFileOption = None,
-    validation_file: ValidationFileOption = None,
+    validation_file: TaggingValidationFileOption = None,
     dataset: DatasetOption = None,
     file_format: Annotated[
         str,
@@ -256,7 +290,10 @@ def finetune_ner(
         ),
     ] = None,
     base_model: Annotated[
-        str, typer.Option(help="Encoder: 'packaged:all-MiniLM-L6-v2', a folder or a HF id.")
+        str,
+        typer.Option(
+            help="Base encoder: 'packaged:all-MiniLM-L6-v2', a local folder or a Hugging Face id."
+        ),
     ] = "packaged:all-MiniLM-L6-v2",
     epochs: Annotated[float, typer.Option(min=0.01, help="Transformer fine-tuning epochs.")] = 8.0,
     language: LanguageOption = None,
@@ -267,10 +304,10 @@ def finetune_ner(
 ) -> None:
     """Train an entity (slot) tagger and register it as a version.
 
-    Reads --train (CoNLL columns, seq.in/seq.out, character-per-line or JSONL spans; IOB1,
-    BIO or BIOES tags) or a public --dataset; evaluates on --eval (or the dataset's test
-    split) with entity-level precision, recall and F1 per type (seqeval) and writes
-    eval_report.md beside the model.
+    The training data is --train (CoNLL columns, seq.in/seq.out, character-per-line or
+    JSONL spans, with IOB1, BIO or BIOES tags) or a public --dataset. The run evaluates on
+    --eval, the data set's test split or the validation data, with entity-level precision,
+    recall and F1 per type (seqeval). It writes eval_report.md into the model folder.
     """
     settings = load_settings()
     from bot.runtime import open_database
@@ -358,7 +395,7 @@ def _read_tagging_data(
 
 
 def _guess_language(texts: list[str]) -> str:
-    """Return zh-CN when most of a sample of ``texts`` is Chinese, else en."""
+    """Return zh-CN when more than half of a sample of ``texts`` is Chinese, else en."""
     from retrieval.language import detect_language
 
     sample = texts[:: max(1, len(texts) // 200)]

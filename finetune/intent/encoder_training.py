@@ -1,9 +1,10 @@
 """Fine-tune an encoder with a mean-pooling intent head through the transformers Trainer.
 
-The head starts from random weights while the encoder is already trained, so the head gets
-a learning rate ``head_lr_multiplier`` times the encoder's: a fresh head at the encoder's
-small rate learns too slowly (a plain [CLS] head at 5e-5 reached 71% on BANKING77 after
-three epochs). Warm-up, then linear decay; label smoothing 0.1 in the loss.
+The head starts from random weights while the encoder is already trained, so the head's
+learning rate is ``head_lr_multiplier`` times the encoder's. A fresh head at the encoder's
+small rate learns too slowly: in one BANKING77 run, a plain [CLS] head at 5e-5 reached 71%
+accuracy after three epochs. The learning rate warms up and then decays linearly, and the
+loss uses label smoothing 0.1.
 """
 
 from __future__ import annotations
@@ -30,23 +31,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EncoderOptions:
-    """How the encoder is fine-tuned.
+    """Fine-tuning settings of the encoder backend.
 
     Attributes:
         base_model: ``packaged:all-MiniLM-L6-v2``, a local folder or a Hugging Face id.
-        epochs: Passes over the training data.
+        epochs: Passes over the training data; may be fractional.
         learning_rate: Learning rate of the encoder's weights.
         head_lr_multiplier: The head's learning rate is this many times the encoder's.
         batch_size: Examples per step.
-        max_length: Tokens per text; longer texts are cut.
-        warmup_ratio: Share of the steps spent warming the learning rate up.
+        max_length: Maximum tokens per text. Longer texts are truncated.
+        warmup_ratio: Share of the steps over which the learning rate warms up.
         weight_decay: AdamW weight decay.
         seed: Seed of shuffling and head initialisation.
-        max_steps: Stop after this many steps (for quick runs); None runs all epochs.
+        max_steps: Maximum optimizer steps, for quick runs. It overrides ``epochs`` when
+            set, and None runs all epochs.
     """
 
     base_model: str = DEFAULT_ENCODER
-    epochs: float = 4.0
+    epochs: float = 5.0
     learning_rate: float = 5e-5
     head_lr_multiplier: float = 20.0
     batch_size: int = 32
@@ -62,6 +64,8 @@ class EncoderOptions:
 
 
 class _EncodedTexts(Dataset):
+    """Token ids and attention masks of the texts with their class indices."""
+
     def __init__(self, encodings: dict[str, list[list[int]]], targets: Sequence[int]) -> None:
         self.encodings = encodings
         self.targets = list(targets)
@@ -82,6 +86,8 @@ def train_encoder_model(
     options: EncoderOptions | None = None,
 ) -> EncoderIntentModel:
     """Fine-tune the encoder and head on ``texts`` and return the model for scoring.
+
+    The returned model stays on the GPU when CUDA is available.
 
     Args:
         texts: Training utterances.
@@ -157,7 +163,7 @@ def train_encoder_model(
         )
         result = trainer.train()
     logger.info(
-        "Fine-tuned intent encoder in %.0f s, final training loss %.4f",
+        "Fine-tuned intent encoder in %.0f s, mean training loss %.4f",
         result.metrics.get("train_runtime", float("nan")),
         result.training_loss,
     )
@@ -170,10 +176,16 @@ def train_encoder_model(
 
 
 def unknown_token_share(texts: Sequence[str], base_model: str, limit: int = 500) -> float:
-    """Return the share of tokens the encoder's tokenizer maps to its unknown token.
+    """Return the share of tokens that the encoder's tokenizer maps to its unknown token.
 
-    A high share (the packaged English encoder on Chinese text) means the encoder cannot
-    read the data and the character n-gram model should be used instead.
+    A high share (the packaged English encoder on Chinese text) means that the encoder cannot
+    read the data, so the character n-gram model should be used instead. Only the first
+    ``limit`` texts are tokenized. The share is 0.0 when the tokenizer has no unknown token
+    or there are no texts.
+
+    Raises:
+        EncoderLoadError: If ``base_model`` is empty.
+        OSError: If the tokenizer cannot be loaded.
     """
     from transformers import AutoTokenizer
 

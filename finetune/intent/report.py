@@ -1,8 +1,9 @@
-"""Evaluation of an intent classifier the way the field reports it.
+"""Evaluation of an intent classifier with the metrics that intent benchmarks report.
 
-Accuracy and macro F1 over all test turns (out-of-scope counts as one more class when the
-test data has it), precision/recall/F1 per intent, the most confused pairs, a confusion
-matrix plot, and for out-of-scope data the in-scope accuracy and out-of-scope recall.
+The report gives accuracy and macro F1 over all test turns, where out-of-scope counts as one
+more class when the test data has it. It also gives precision, recall and F1 per intent, the
+most confused pairs and a confusion matrix plot. For test data with out-of-scope turns, it
+adds in-scope accuracy and out-of-scope recall and precision.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nlu.types import OUT_OF_SCOPE
 
 logger = logging.getLogger(__name__)
 
+# Number of (gold, predicted) pairs listed under the most confused.
 CONFUSED_PAIRS = 10
 PLOT_NAME = "confusion_matrix.png"
 
@@ -33,17 +35,25 @@ def evaluate_decisions(
     """Return the metrics of ``predicted`` decisions (intents or ``oos``) against ``gold``.
 
     Args:
-        gold: The right label of each turn; ``oos`` marks out-of-scope turns.
+        gold: The correct label of each turn; ``oos`` marks out-of-scope turns.
         predicted: The served decision: an intent, or ``oos`` when the threshold or the
             out-of-scope class rejected the turn.
-        closed_set: The best in-scope intent of each turn with no threshold. The field
-            reports this accuracy for data sets without out-of-scope turns (BANKING77,
-            CAIS), so it is given beside the served one.
+        closed_set: The best in-scope intent of each turn with no threshold. Published
+            results for data sets without out-of-scope turns (BANKING77, CAIS) use this
+            closed-set accuracy, so the metrics give it beside the served one.
+
+    Returns:
+        JSON-ready metrics, rounded to four decimals.
+
+    Raises:
+        ValueError: If ``gold`` is empty.
     """
     gold_array = np.asarray(gold)
     predicted_array = np.asarray(predicted)
     if len(gold_array) == 0:
-        raise ValueError("evaluation needs at least one labelled test turn")
+        raise ValueError(
+            "evaluation needs at least one labelled test turn: add test or validation turns"
+        )
 
     labels = sorted(set(gold_array) | set(predicted_array))
     report = classification_report(
@@ -104,7 +114,7 @@ def evaluate_decisions(
 
 
 def _macro_f1(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> float:
-    """Macro F1 over the gold labels, so a label only ever predicted adds no zero."""
+    """Return macro F1 over the gold labels, so a label that is only predicted adds no F1 of 0."""
     return round(
         float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4
     )
@@ -113,7 +123,11 @@ def _macro_f1(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> flo
 def plot_confusion_matrix(
     gold: Sequence[str], predicted: Sequence[str], path: Path, *, max_labels: int = 80
 ) -> Path:
-    """Draw the confusion matrix of the most frequent labels into ``path`` (PNG)."""
+    """Draw the confusion matrix into the PNG file ``path`` and return ``path``.
+
+    The matrix covers the ``max_labels`` most frequent gold labels, plus ``oos`` when it
+    was predicted.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,7 +152,7 @@ def plot_confusion_matrix(
 
 
 def write_report(folder: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``eval_report.json`` and ``eval_report.md`` into ``folder``."""
+    """Write ``eval_report.json`` and ``eval_report.md`` into ``folder`` and return both paths."""
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / "eval_report.json"
     json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -150,15 +164,14 @@ def write_report(folder: Path, report: dict[str, Any]) -> tuple[Path, Path]:
 
 def _markdown(report: dict[str, Any]) -> str:
     test = report["test"]
+    backend = f"- Backend: {report['backend']} ({report['backend_reason']})"
+    if report.get("ensemble"):
+        backend += f"; n-gram weight {report['ensemble']['charngram_weight']:.1f}"
+
     lines = [
         f"# Intent model {report.get('version') or ''}".rstrip(),
         "",
-        f"- Backend: {report['backend']} ({report['backend_reason']})"
-        + (
-            f"; n-gram weight {report['ensemble']['charngram_weight']:.1f}"
-            if report.get("ensemble")
-            else ""
-        ),
+        backend,
         f"- Language: {report.get('language') or 'any'}",
         f"- Training turns: {report['data']['train']}, validation: {report['data']['validation']}"
         f", test: {report['data']['test']} ({report['data']['test_source']})",

@@ -1,9 +1,15 @@
 """Train an intent classifier end to end: backend choice, fit, calibration, threshold, report.
 
-Steps, in order: hold out validation data when none is given; pick the backend (the encoder
-when its tokenizer can read the data, the character n-gram model otherwise, or both compared
-on validation); fit; fit the temperature and choose the out-of-scope threshold on validation
-data only; evaluate on the test split; save the model folder with its manifest and report.
+Steps, in order:
+
+1. Hold out validation data when none is given.
+2. Pick the backend. ``auto`` picks the ensemble of encoder and character n-gram model when
+   the encoder's tokenizer can read the data, and the n-gram model alone otherwise.
+3. Fit the model.
+4. Fit the temperature and choose the out-of-scope threshold, on validation data only.
+5. Evaluate on the test turns, or on the validation turns when there are none.
+6. Save the model folder with its manifest, and the confusion matrix plot. The caller
+   writes the returned report.
 """
 
 from __future__ import annotations
@@ -25,11 +31,16 @@ from finetune.intent.encoder_training import (
     unknown_token_share,
 )
 from finetune.intent.report import PLOT_NAME, evaluate_decisions, plot_confusion_matrix
-from nlu.intent.calibration import expected_calibration_error, fit_temperature
+from nlu.intent.calibration import expected_calibration_error, fit_temperature, softmax
 from nlu.intent.charngram import CharNgramIntentModel, CharNgramOptions
 from nlu.intent.classifier import IntentClassifier
 from nlu.intent.ensemble import EnsembleIntentModel, combine
-from nlu.intent.threshold import DEFAULT_IN_SCOPE_LOSS, choose_threshold, decide
+from nlu.intent.threshold import (
+    DEFAULT_IN_SCOPE_LOSS,
+    DEFAULT_MAX_IN_SCOPE_DROP,
+    choose_threshold,
+    decide,
+)
 from nlu.types import OUT_OF_SCOPE
 from retrieval.language import detect_language
 
@@ -42,14 +53,14 @@ MODEL_DIR = "model"
 
 
 class Utterance(Protocol):
-    """A labelled training turn (``finetune.nlu_data.intent_readers.LabelledUtterance``)."""
+    """Labelled turn, such as ``finetune.nlu_data.intent_readers.LabelledUtterance``."""
 
     text: str
     intent: str
 
 
 class IntentTrainingError(ValueError):
-    """The data cannot train an intent classifier; the message says what to change."""
+    """Invalid data or options for intent training. The message names what to change."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +70,27 @@ class IntentTrainingOptions:
     Attributes:
         backend: ``auto`` (``ensemble`` when the encoder's tokenizer reads the data,
             ``charngram`` otherwise), ``charngram``, ``encoder``, ``ensemble`` (both, their
-            votes weighted on validation) or ``compare`` (train both, keep the better one).
+            votes weighted on validation) or ``compare`` (train ``charngram`` and
+            ``encoder``, keep the one with the better in-scope validation accuracy).
         encoder: Fine-tuning settings of the encoder backend.
         charngram: Features of the character n-gram backend.
-        explicit_oos: Train an ``oos`` class from out-of-scope training turns; None does it
-            when the training data has such turns.
-        validation_share: Share of training turns held out when no validation data is given.
+        explicit_oos: Whether to train an ``oos`` class from out-of-scope training turns.
+            None trains one when the training data has such turns.
+        validation_share: Share of training turns held out when no validation data is
+            given, in (0, 0.5).
         in_scope_loss: Without out-of-scope validation turns, the share of correct turns
             that may fall under the threshold.
-        max_unknown_share: ``auto`` avoids the encoder when more of the data's tokens than
-            this are unknown to its tokenizer.
+        max_in_scope_drop: With out-of-scope validation turns, the in-scope accuracy the
+            threshold may cost (0.01 is one point); the most out-of-scope turns are
+            recognised within it.
+        max_unknown_share: Maximum share of the data's tokens that the encoder's tokenizer
+            may map to its unknown token before ``auto`` picks ``charngram``.
         language: The language the model serves; None detects it from the training text.
         seed: Seed of the validation split and of training.
+
+    Raises:
+        IntentTrainingError: If ``backend`` is unknown or ``validation_share`` is outside
+            (0, 0.5).
     """
 
     backend: str = "auto"
@@ -79,6 +99,7 @@ class IntentTrainingOptions:
     explicit_oos: bool | None = None
     validation_share: float = 0.1
     in_scope_loss: float = DEFAULT_IN_SCOPE_LOSS
+    max_in_scope_drop: float = DEFAULT_MAX_IN_SCOPE_DROP
     max_unknown_share: float = 0.2
     language: str | None = None
     seed: int = 42
@@ -119,14 +140,21 @@ def train_intent_classifier(
 
     Args:
         train: Labelled training turns; ``oos`` marks out-of-scope turns.
-        validation: Turns for calibration and the threshold; empty holds out a share of
-            ``train``.
-        test: Turns for the report; empty reports on validation and says so.
-        out_dir: Folder of the run; the model goes to ``out_dir/model``.
+        validation: Turns for calibration and the threshold. If empty, a share of
+            ``train`` is held out.
+        test: Turns for the report. If empty, the report evaluates the validation turns and
+            sets ``data.test_source`` to ``validation``.
+        out_dir: Folder of the run. The model goes to ``out_dir/model`` and the confusion
+            matrix plot into ``out_dir``.
         options: Choices of the run.
 
+    Returns:
+        The classifier, its model folder, the report (not yet written) and the turns it
+        was evaluated on.
+
     Raises:
-        IntentTrainingError: If the data cannot train a classifier.
+        IntentTrainingError: If the data or options cannot train a classifier.
+        EncoderLoadError: If an encoder backend is chosen and the encoder cannot be loaded.
     """
     options = options or IntentTrainingOptions()
     if options.backend not in BACKENDS:
@@ -204,7 +232,7 @@ def train_intent_classifier(
     )
     plot_confusion_matrix(gold, decisions, out_dir / PLOT_NAME)
     logger.info(
-        "Intent classifier done in %.0f s: test accuracy %.4f, macro F1 %.4f",
+        "Trained intent classifier in %.0f s: test accuracy %.4f, macro F1 %.4f",
         time.perf_counter() - started,
         test_metrics["accuracy"],
         test_metrics["macro_f1"],
@@ -224,8 +252,8 @@ def _with_validation(train, validation, options):
         return train, validation
     if len(train) < 20:
         raise IntentTrainingError(
-            f"{len(train)} training turns are too few to hold out validation data: give "
-            "--eval/--validation data or at least 20 labelled turns"
+            f"{len(train)} training turns are too few to hold out validation data: pass "
+            "--validation FILE or give at least 20 labelled training turns"
         )
     counts = Counter(item.intent for item in train)
     stratify = [item.intent for item in train] if min(counts.values()) >= 2 else None
@@ -259,15 +287,18 @@ def _choose_backend(texts, language, options) -> tuple[str, str]:
         return options.backend, f"chosen with --backend {options.backend}"
     try:
         share = unknown_token_share(texts, options.encoder.base_model)
-    except Exception as error:  # noqa: BLE001 - any load failure means: do not use it
+    except Exception as error:  # noqa: BLE001 - any load failure rules the encoder out
         logger.warning(
-            "Encoder %s unusable for backend choice: %s", options.encoder.base_model, error
+            "Failed to load the tokenizer of encoder %s, so backend auto picks charngram: %s. "
+            "Fix --base-model or pass --backend charngram",
+            options.encoder.base_model,
+            error,
         )
         return "charngram", f"the encoder {options.encoder.base_model} could not be loaded"
     if share > options.max_unknown_share:
         return "charngram", (
-            f"the encoder's tokenizer does not know {share:.0%} of the {language} tokens "
-            f"(limit {options.max_unknown_share:.0%})"
+            f"the encoder's tokenizer maps {share:.0%} of the {language} tokens to its "
+            f"unknown token (limit {options.max_unknown_share:.0%})"
         )
     return "ensemble", f"the encoder's tokenizer reads the {language} data ({share:.1%} unknown)"
 
@@ -324,25 +355,28 @@ def _fit_ensemble(encoder, charngram, validation) -> EnsembleIntentModel:
 
 
 def _compare_backends(items, validation, classes, options):
-    scores: dict[str, float] = {}
+    accuracy: dict[str, float] = {}
     models = {}
+    gold = [item.intent for item in validation]
+    in_scope = [index for index, label in enumerate(gold) if label != OUT_OF_SCOPE]
     for backend in ("charngram", "encoder"):
         model = _fit(backend, items, validation, classes, options)
-        probabilities = model.scores([item.text for item in validation])
+        # Raw scores can be negative, and decide() would count a negative best score as
+        # under threshold 0. The softmax keeps the ranking and makes every score positive.
+        probabilities = softmax(model.scores([item.text for item in validation]))
         decisions, _ = decide(probabilities, model.labels, 0.0)
-        gold = [item.intent for item in validation]
-        in_scope = [index for index, label in enumerate(gold) if label != OUT_OF_SCOPE]
-        scores[backend] = float(np.mean([decisions[index] == gold[index] for index in in_scope]))
+        accuracy[backend] = float(np.mean([decisions[index] == gold[index] for index in in_scope]))
         models[backend] = model
-    winner = max(scores, key=scores.get)
-    reason = f"higher in-scope validation accuracy: {winner} {scores[winner]:.4f} vs " + ", ".join(
-        f"{name} {value:.4f}" for name, value in scores.items() if name != winner
-    )
+
+    winner = max(accuracy, key=accuracy.get)
+    others = ", ".join(f"{name} {value:.4f}" for name, value in accuracy.items() if name != winner)
+    reason = f"higher in-scope validation accuracy: {winner} {accuracy[winner]:.4f} vs {others}"
     logger.info("Backend comparison: %s", reason)
-    return models[winner], reason, scores
+    return models[winner], reason, accuracy
 
 
 def _calibrate(model, validation, language, options):
+    """Fit the temperature and threshold on ``validation`` and return the classifier."""
     labels = list(model.labels)
     index = {name: position for position, name in enumerate(labels)}
     scores = model.scores([item.text for item in validation])
@@ -353,7 +387,13 @@ def _calibrate(model, validation, language, options):
     classifier = IntentClassifier(model, temperature=temperature, language=language)
     probabilities = classifier.probabilities([item.text for item in validation])
     gold = [item.intent for item in validation]
-    choice = choose_threshold(probabilities, labels, gold, in_scope_loss=options.in_scope_loss)
+    choice = choose_threshold(
+        probabilities,
+        labels,
+        gold,
+        in_scope_loss=options.in_scope_loss,
+        max_in_scope_drop=options.max_in_scope_drop,
+    )
     classifier.threshold = choice.threshold
 
     decisions, confidence = decide(probabilities, labels, 0.0)

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_DIR = "checkpoints"
 # Optimizer steps between training-loss log lines.
 _LOGGING_STEPS = 50
+# Sentences checked for words the tokenizer cannot read, and the share of such words that
+# triggers a warning.
+_UNKNOWN_SAMPLE = 500
+_MAX_UNKNOWN_SHARE = 0.2
 
 
 @dataclass
@@ -106,6 +110,7 @@ def train_transformer(
     label_ids = {label: index for index, label in enumerate(labels)}
     train_rows, truncated = _encode(tokenizer, train, label_ids, config.max_length)
     validation_rows, _ = _encode(tokenizer, validation, label_ids, config.max_length)
+    _warn_on_unknown_words(tokenizer, train, config.base_model)
     if truncated:
         logger.warning(
             "%d of %d training sentences exceed max_length=%d sub-tokens; their later words "
@@ -138,6 +143,9 @@ def train_transformer(
 
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    # save_model also pickles the TrainingArguments. The manifest records the settings, so
+    # the folder keeps no pickle that a loader might be tempted to open.
+    (out_dir / "training_args.bin").unlink(missing_ok=True)
     shutil.rmtree(out_dir / _CHECKPOINT_DIR, ignore_errors=True)
     history = _validation_history(trainer.state.log_history)
     return TransformerTrainingResult(
@@ -190,6 +198,29 @@ def _encode(
         truncated += bool(covered) and max(covered) < len(sentence.words) - 1
         rows.append({**encoding, "labels": align_labels(word_ids, word_labels)})
     return rows, truncated
+
+
+def _warn_on_unknown_words(tokenizer, sentences: list[TaggedSentence], base_model: str) -> None:
+    """Warn when the tokenizer maps many training words to its unknown token.
+
+    English encoders do so with most Chinese characters, and such words carry no
+    information for the model.
+    """
+    if tokenizer.unk_token is None:
+        return
+    words = [word for sentence in sentences[:_UNKNOWN_SAMPLE] for word in sentence.words]
+    unknown = sum(tokenizer.tokenize(word) == [tokenizer.unk_token] for word in words)
+    share = unknown / max(len(words), 1)
+    if share > _MAX_UNKNOWN_SHARE:
+        logger.warning(
+            "%.0f%% of the words in the first %d training sentences map to the unknown token "
+            "%s of %s, so the model cannot read them; use the CRF backend or an encoder "
+            "trained on this language",
+            100 * share,
+            min(len(sentences), _UNKNOWN_SAMPLE),
+            tokenizer.unk_token,
+            base_model,
+        )
 
 
 def _training_arguments(

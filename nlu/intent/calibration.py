@@ -1,8 +1,9 @@
-"""Temperature scaling: turn a model's scores into probabilities that mean what they say.
+"""Temperature scaling, which turns a model's scores into calibrated probabilities.
 
 A classifier's softmax is usually over-confident. Dividing the scores by one temperature,
 fitted on validation data by minimising the negative log-likelihood, keeps the ranking and
-makes a 0.7 right about 70% of the time, so one threshold can separate out-of-scope turns.
+makes a confidence of 0.7 correct about 70% of the time. One threshold can then separate
+out-of-scope turns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from scipy.optimize import minimize_scalar
 
 logger = logging.getLogger(__name__)
 
+# Search bounds of the natural log of the temperature.
 _LOG_T_BOUNDS = (-4.0, 4.0)
 
 
@@ -30,19 +32,21 @@ def fit_temperature(scores: np.ndarray, targets: np.ndarray) -> float:
 
     Args:
         scores: Shape (n, classes), raw scores (logits or decision values).
-        targets: Shape (n,), the index of the right class of each row.
+        targets: Shape (n,), the index of the correct class of each row.
 
     Returns:
-        A temperature between e^-4 and e^4; 1.0 when there are no rows.
+        A temperature between e^-4 and e^4, or 1.0 when there are no rows or every row is
+        classified correctly.
     """
     if len(targets) == 0:
         return 1.0
     if (np.asarray(scores).argmax(axis=1) == targets).all():
-        # With every row right, the likelihood only grows as the temperature falls, which
-        # would make every later probability 0 or 1; keep the scores as they are.
+        # When every row is correct, the likelihood keeps growing as the temperature falls,
+        # which would push every later probability towards 0 or 1. So the scores stay as
+        # they are.
         logger.warning(
-            "All %d validation rows are classified right; keeping temperature 1.0. Add "
-            "harder validation turns for calibrated confidences",
+            "All %d validation rows are classified correctly, so the temperature stays 1.0. "
+            "Add harder validation turns to calibrate the confidences",
             len(targets),
         )
         return 1.0

@@ -1,9 +1,10 @@
 """Character n-gram intent model: TF-IDF features and a linear classifier (scikit-learn).
 
-It needs no tokenizer of its own language, so it serves Chinese, which the packaged English
-encoder cannot read, as well as English, and it trains in seconds. Features are character
-1-4-grams plus word unigrams and bigrams (jieba words for Chinese), and the classifier is a
-linear SVM whose decision values are turned into probabilities by temperature scaling.
+It needs no language-specific tokenizer, so it serves Chinese, which the packaged English
+encoder cannot read, as well as English. It trains in seconds. The features are character
+1-4-grams within word boundaries plus word unigrams and bigrams (jieba words for Chinese).
+The classifier is a linear SVM whose decision values temperature scaling turns into
+probabilities.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 BACKEND = "charngram"
 MODEL_FILE = "model.joblib"
-_LATIN_WORD = re.compile(r"\w+", re.UNICODE)
+# Runs of letters, digits and underscores in any script.
+_WORD = re.compile(r"\w+", re.UNICODE)
+# CJK Unified Ideographs and Extension A.
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
@@ -37,7 +40,7 @@ class CharNgramOptions:
     Attributes:
         char_ngrams: Smallest and largest character n-gram.
         word_ngrams: Smallest and largest word n-gram; (0, 0) turns word features off.
-        c: Inverse regularisation strength of the linear SVM.
+        c: Inverse regularisation strength (scikit-learn's ``C``) of the linear SVM.
     """
 
     char_ngrams: tuple[int, int] = (1, 4)
@@ -46,12 +49,16 @@ class CharNgramOptions:
 
 
 def split_words(text: str) -> list[str]:
-    """Split ``text`` into words: jieba for Chinese, letters and digits otherwise."""
+    """Lower-case ``text`` and split it into words, with jieba when it contains Chinese.
+
+    Text without Chinese characters is split into runs of letters, digits and underscores.
+    Saved models call this function by name, so renaming it breaks them.
+    """
     if _CJK.search(text):
         import jieba
 
         return [word for word in jieba.lcut(text.lower()) if word.strip()]
-    return _LATIN_WORD.findall(text.lower())
+    return _WORD.findall(text.lower())
 
 
 class CharNgramIntentModel:
@@ -70,7 +77,7 @@ class CharNgramIntentModel:
         labels: Sequence[str],
         options: CharNgramOptions | None = None,
     ) -> CharNgramIntentModel:
-        """Fit the model on ``texts`` and their ``labels``."""
+        """Fit a new model on ``texts`` and their ``labels`` and return it."""
         options = options or CharNgramOptions()
         features = [
             TfidfVectorizer(
@@ -117,17 +124,26 @@ class CharNgramIntentModel:
     def load(cls, folder: Path) -> CharNgramIntentModel:
         """Load a pipeline saved by :meth:`save`.
 
-        The file is a pickle: load only folders that your own training runs wrote.
+        The file is a pickle, so load only folders that your own training runs wrote.
+
+        Raises:
+            ModelFolderError: If the file is missing, cannot be unpickled or does not
+                contain a scikit-learn pipeline.
         """
         path = folder / MODEL_FILE
         if not path.is_file():
-            raise ModelFolderError(f"{folder} has no {MODEL_FILE}: train the intent model again")
+            raise ModelFolderError(
+                f"{folder} is missing {MODEL_FILE}: train the intent model again"
+            )
         try:
             pipeline = joblib.load(path)
-        except Exception as error:  # noqa: BLE001 - a damaged pickle raises many kinds
+        except Exception as error:  # noqa: BLE001 - a damaged pickle can raise any error
             raise ModelFolderError(
-                f"{path} is damaged ({type(error).__name__}: {error}): train the intent model again"
+                f"failed to load {path}, which is damaged or incompatible "
+                f"({type(error).__name__}: {error}): train the intent model again"
             ) from error
         if not isinstance(pipeline, Pipeline):
-            raise ModelFolderError(f"{path} does not hold a scikit-learn pipeline: train again")
+            raise ModelFolderError(
+                f"{path} does not contain a scikit-learn pipeline: train the intent model again"
+            )
         return cls(pipeline)

@@ -24,10 +24,15 @@ from nlu.types import OUT_OF_SCOPE, IntentPrediction
 logger = logging.getLogger(__name__)
 
 RANKING_SIZE = 3
+# Manifest keys that the classifier stores as attributes or rebuilds on save, so they are
+# not kept in ``metadata``.
+_OWN_MANIFEST_KEYS = frozenset(
+    {"kind", "backend", "labels", "temperature", "threshold", "language", "max_chars", "ensemble"}
+)
 
 
 class IntentScorer(Protocol):
-    """What a backend provides: its labels, raw scores and saving."""
+    """Interface of an intent backend: its labels, raw scores and saving."""
 
     backend: str
     labels: list[str]
@@ -44,10 +49,15 @@ class IntentClassifier:
 
     Attributes:
         model: The backend that scores texts.
-        temperature: Divides the scores before the softmax (fitted on validation data).
+        temperature: Divisor of the scores before the softmax, fitted on validation data.
         threshold: Best in-scope probability under which a turn is out of scope.
         language: Language the model serves ("en", "zh-CN"), or None for every language.
-        version: Registered version name, set by whoever loads it for serving.
+        version: Registered version name, set by the code that loads it for serving.
+        max_chars: Maximum characters of a turn that the model reads.
+        metadata: Other manifest entries, such as ``base_model``, written back on save.
+
+    Raises:
+        ValueError: If ``temperature`` is not positive.
     """
 
     def __init__(
@@ -81,11 +91,15 @@ class IntentClassifier:
         return softmax(self.model.scores(texts), self.temperature)
 
     def classify(self, text: str) -> IntentPrediction:
-        """Return the intent of one turn, or out of scope."""
+        """Classify one turn as one of the intents or as out of scope."""
         return self.classify_many([text])[0]
 
     def classify_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        """Return the intent of each text, in order."""
+        """Classify each text and return the predictions in input order.
+
+        Slash commands and texts without a letter or digit are out of scope without
+        running the model.
+        """
         normalized = [normalize_text(text, self.max_chars) for text in texts]
         results: list[IntentPrediction | None] = [None] * len(texts)
         to_score: list[int] = []
@@ -118,7 +132,10 @@ class IntentClassifier:
         return IntentPrediction(None, 0.0, True, self.threshold, [], reason)
 
     def save(self, folder: Path, **manifest_extra: Any) -> None:
-        """Write the model and a manifest with temperature, threshold and ``manifest_extra``."""
+        """Write the model and a manifest with temperature, threshold and ``manifest_extra``.
+
+        An ensemble's member settings go under the manifest key ``ensemble``.
+        """
         self.model.save(folder)
         member_settings = getattr(self.model, "manifest", None)
         manifest = {
@@ -141,8 +158,13 @@ class IntentClassifier:
 def load_intent_classifier(folder: Path | str, version: str | None = None) -> IntentClassifier:
     """Load a classifier saved by :meth:`IntentClassifier.save`.
 
+    Args:
+        folder: The model folder, which contains ``nlu_model.json``.
+        version: Registered version name to set on the classifier, or None.
+
     Raises:
-        ModelFolderError: If the folder is not a complete intent model.
+        ModelFolderError: If the folder is not a complete intent model or names an unknown
+            backend.
     """
     folder = Path(folder)
     manifest = read_manifest(folder, "intent")
@@ -169,12 +191,13 @@ def load_intent_classifier(folder: Path | str, version: str | None = None) -> In
         )
     else:
         raise ModelFolderError(
-            f"{folder} names intent backend {backend!r}; this supportbot knows 'charngram', "
-            "'encoder' and 'ensemble': train the model again with this version"
+            f"{folder} names the unknown intent backend {backend!r}. This version of supportbot "
+            "supports 'charngram', 'encoder' and 'ensemble': train the model again with it"
         )
     if list(model.labels) != list(labels):
         raise ModelFolderError(
-            f"{folder}: the labels in the manifest do not match the saved model; train it again"
+            f"{folder}: the labels in the manifest do not match the saved model: train the "
+            "intent model again"
         )
     logger.info("Loaded %s intent model %s from %s", backend, version or "(unregistered)", folder)
     return IntentClassifier(
@@ -184,10 +207,5 @@ def load_intent_classifier(folder: Path | str, version: str | None = None) -> In
         language=manifest.get("language"),
         version=version,
         max_chars=int(manifest.get("max_chars", DEFAULT_MAX_CHARS)),
-        metadata={
-            key: value
-            for key, value in manifest.items()
-            if key
-            not in {"kind", "backend", "labels", "temperature", "threshold", "language", "ensemble"}
-        },
+        metadata={key: value for key, value in manifest.items() if key not in _OWN_MANIFEST_KEYS},
     )

@@ -27,11 +27,17 @@ HEAD_FILE = "head.pt"
 
 
 class EncoderLoadError(RuntimeError):
-    """The encoder named in the settings or on the command line could not be loaded."""
+    """Failure to load the encoder named in the settings or on the command line."""
 
 
 def resolve_encoder(name: str) -> tuple[str, bool]:
-    """Return where to load encoder ``name`` from and whether it is a local folder."""
+    """Return where to load encoder ``name`` from and whether that location is local.
+
+    ``packaged:`` names and existing folders are local. Any other name is a Hugging Face id.
+
+    Raises:
+        EncoderLoadError: If ``name`` is empty.
+    """
     if not name or not name.strip():
         raise EncoderLoadError(
             "encoder name is empty: give 'packaged:all-MiniLM-L6-v2', a local folder or a "
@@ -48,9 +54,11 @@ def resolve_encoder(name: str) -> tuple[str, bool]:
 def load_tokenizer_and_encoder(name: str):
     """Load a fast tokenizer and the bare encoder (no head) for ``name``.
 
+    A local folder is read without contacting the hub. For a Hugging Face id on a machine
+    without network access, set HF_HUB_OFFLINE=1 so that only the local cache is read.
+
     Raises:
-        EncoderLoadError: If the model cannot be found locally or loaded; the hub is
-            never waited on when it is unreachable (set HF_HUB_OFFLINE=1 there).
+        EncoderLoadError: If the model cannot be found or loaded, or has no fast tokenizer.
     """
     from transformers import AutoModel, AutoTokenizer
 
@@ -66,14 +74,14 @@ def load_tokenizer_and_encoder(name: str):
         ) from error
     if not getattr(tokenizer, "is_fast", False):
         raise EncoderLoadError(
-            f"encoder {name!r} has no fast tokenizer; supportbot needs one to align words "
+            f"encoder {name!r} has no fast tokenizer, which supportbot needs to align words "
             "and sub-words: pick a model with a tokenizer.json"
         )
     return tokenizer, encoder
 
 
 class MeanPoolingClassifier(nn.Module):
-    """Encoder, mean pooling over real tokens, dropout and a linear layer over intents."""
+    """Encoder with mean pooling over non-padding tokens, dropout and a linear intent layer."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -88,7 +96,10 @@ class MeanPoolingClassifier(nn.Module):
         labels: torch.Tensor | None = None,
         **_: object,
     ) -> dict[str, torch.Tensor]:
-        """Return ``logits`` and, when ``labels`` are given, the cross-entropy ``loss``."""
+        """Return ``logits`` and, when ``labels`` are given, the cross-entropy ``loss``.
+
+        The loss uses label smoothing 0.1.
+        """
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -121,7 +132,10 @@ class EncoderIntentModel:
 
     @torch.inference_mode()
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Return the logits, shape (len(texts), len(labels)); long texts are truncated."""
+        """Return the logits, shape (len(texts), len(labels)).
+
+        Texts longer than ``max_length`` tokens are truncated.
+        """
         device = next(self.module.parameters()).device
         rows: list[np.ndarray] = []
         for start in range(0, len(texts), self.batch_size):
@@ -147,11 +161,16 @@ class EncoderIntentModel:
 
     @classmethod
     def load(cls, folder: Path, labels: Sequence[str], *, max_length: int) -> EncoderIntentModel:
-        """Load a model saved by :meth:`save`."""
+        """Load a model saved by :meth:`save`, on the GPU when CUDA is available.
+
+        Raises:
+            ModelFolderError: If ``encoder/`` or ``head.pt`` is missing.
+            EncoderLoadError: If the saved encoder cannot be loaded.
+        """
         encoder_dir = folder / ENCODER_DIR
         if not encoder_dir.is_dir() or not (folder / HEAD_FILE).is_file():
             raise ModelFolderError(
-                f"{folder} lacks {ENCODER_DIR}/ or {HEAD_FILE}: train the intent model again"
+                f"{folder} is missing {ENCODER_DIR}/ or {HEAD_FILE}: train the intent model again"
             )
         tokenizer, encoder = load_tokenizer_and_encoder(str(encoder_dir))
         module = MeanPoolingClassifier(encoder, len(labels))

@@ -1,9 +1,9 @@
-"""Ensemble intent model: the encoder and the character n-gram model voting together.
+"""Ensemble intent model that combines the encoder and the character n-gram model.
 
-The fine-tuned encoder knows meaning; the n-gram model knows the exact words and spellings
-of the training data. Their calibrated log-probabilities are added with a weight chosen on
-validation data (weight 0 is the encoder alone), which on BANKING77 turns 93.7% for the
-encoder alone into about 94.5%.
+The fine-tuned encoder captures meaning, and the n-gram model matches the exact words and
+spellings of the training data. Their calibrated log-probabilities are added with a weight
+chosen on validation data, where weight 0 is the encoder alone. In one BANKING77 run this
+raised accuracy from 93.7% for the encoder alone to about 94.5%.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from nlu.intent.calibration import softmax
 from nlu.intent.charngram import CharNgramIntentModel
 from nlu.intent.encoder import EncoderIntentModel
+from nlu.manifest import ModelFolderError
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ class EnsembleIntentModel:
     Args:
         encoder: The fine-tuned encoder model.
         charngram: The character n-gram model, trained on the same classes.
-        charngram_weight: Weight of the n-gram model; the encoder gets ``1 - weight``.
+        charngram_weight: Weight of the n-gram model, in [0, 1]. The encoder gets
+            ``1 - charngram_weight``.
         encoder_temperature: Temperature of the encoder's logits.
         charngram_temperature: Temperature of the n-gram model's decision values.
+
+    Raises:
+        ValueError: If the members have different labels or the weight is outside [0, 1].
     """
 
     backend = BACKEND
@@ -46,7 +51,10 @@ class EnsembleIntentModel:
         charngram_temperature: float = 1.0,
     ) -> None:
         if list(encoder.labels) != list(charngram.labels):
-            raise ValueError("the ensemble's members were trained on different intents")
+            raise ValueError(
+                "the ensemble's encoder and n-gram model have different intent labels: train "
+                "both on the same data"
+            )
         if not 0.0 <= charngram_weight <= 1.0:
             raise ValueError(f"charngram_weight must be in [0, 1], got {charngram_weight}")
         self.encoder = encoder
@@ -67,7 +75,7 @@ class EnsembleIntentModel:
         )
 
     def save(self, folder: Path) -> None:
-        """Write both members into ``folder``; their files do not overlap."""
+        """Write both members into ``folder``. Their file names do not overlap."""
         self.encoder.save(folder)
         self.charngram.save(folder)
 
@@ -86,17 +94,16 @@ class EnsembleIntentModel:
         """Load both members saved by :meth:`save`.
 
         Raises:
-            ModelFolderError: If the manifest lacks the ensemble's settings.
+            ModelFolderError: If the manifest is missing the ensemble's settings or a
+                member's files.
         """
-        from nlu.manifest import ModelFolderError
-
         missing = {"charngram_weight", "encoder_temperature", "charngram_temperature"} - set(
             settings
         )
         if missing:
             raise ModelFolderError(
-                f"{folder}: the manifest lacks the ensemble settings {sorted(missing)}; train "
-                "the intent model again"
+                f"{folder}: the manifest is missing the ensemble settings {sorted(missing)}: "
+                "train the intent model again"
             )
         return cls(
             EncoderIntentModel.load(folder, labels, max_length=max_length),
@@ -115,7 +122,10 @@ def combine(
     encoder_temperature: float,
     charngram_temperature: float,
 ) -> np.ndarray:
-    """Add the members' log-probabilities, the n-gram model's with ``weight``."""
+    """Return the weighted sum of the members' calibrated log-probabilities.
+
+    The n-gram model gets ``weight`` and the encoder ``1 - weight``.
+    """
     encoder_log = np.log(softmax(encoder_scores, encoder_temperature) + 1e-12)
     charngram_log = np.log(softmax(charngram_scores, charngram_temperature) + 1e-12)
     return (1.0 - weight) * encoder_log + weight * charngram_log

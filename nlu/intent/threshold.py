@@ -1,10 +1,13 @@
 """Choose the confidence under which a turn counts as out of scope.
 
-With out-of-scope examples in the validation data, every distinct confidence is tried as a
-threshold and the one that best balances two rates wins: in-scope accuracy (an in-scope turn
-gets its own intent) and out-of-scope recall (an out-of-scope turn is recognised). Without
-such examples, the threshold is set so that a small share of the correctly classified
-validation turns would fall under it; the rest of them keep their intent.
+With out-of-scope examples in the validation data, each distinct confidence is tried as a
+threshold, or 401 evenly spaced quantiles of them when there are more than 400. Two rates
+compete: in-scope accuracy (an in-scope turn gets its own intent) and out-of-scope recall
+(an out-of-scope turn is recognised). The chosen threshold recognises the most
+out-of-scope turns while in-scope accuracy stays within ``max_in_scope_drop`` of its value
+without a threshold, so a support team decides how many real questions it will give up.
+Without such examples, the threshold is set so that a small share of the correctly
+classified validation turns would fall under it, and the rest of them keep their intent.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_IN_SCOPE_LOSS = 0.02
 """Share of correct validation turns allowed under the threshold when no OOS data exists."""
 
+DEFAULT_MAX_IN_SCOPE_DROP = 0.01
+"""In-scope accuracy the threshold may cost on validation data with out-of-scope turns."""
+
 
 @dataclass(frozen=True)
 class ThresholdChoice:
-    """A chosen threshold and how it did on the validation data.
+    """A chosen threshold with its scores on the validation data.
 
     Attributes:
         threshold: Confidence under which a turn is out of scope.
@@ -52,6 +58,9 @@ def decide(
     A row is out of scope when the explicit ``oos`` class (if the model has one) has the
     highest probability, or when the best in-scope intent's probability is under
     ``threshold``.
+
+    Raises:
+        ValueError: If ``labels`` contains no in-scope intent.
     """
     probabilities = np.asarray(probabilities)
     in_scope = np.array([label != OUT_OF_SCOPE for label in labels])
@@ -80,53 +89,67 @@ def choose_threshold(
     gold: Sequence[str],
     *,
     in_scope_loss: float = DEFAULT_IN_SCOPE_LOSS,
+    max_in_scope_drop: float = DEFAULT_MAX_IN_SCOPE_DROP,
 ) -> ThresholdChoice:
     """Choose the out-of-scope threshold on validation data.
 
     Args:
         probabilities: Calibrated probabilities, shape (n, len(labels)).
         labels: The model's classes, possibly including ``oos``.
-        gold: The right label of each row; ``oos`` marks out-of-scope rows.
+        gold: The correct label of each row; ``oos`` marks out-of-scope rows.
         in_scope_loss: Without out-of-scope rows, the share of correctly classified
             in-scope rows that may fall under the threshold.
+        max_in_scope_drop: With out-of-scope rows, how much in-scope accuracy the
+            threshold may cost compared with no threshold (0.01 is one point).
 
     Returns:
         The threshold with its validation figures.
 
     Raises:
-        ValueError: If there are no rows or no in-scope rows.
+        ValueError: If there are no rows or no in-scope rows, or if ``in_scope_loss`` is
+            outside [0, 1) when it is used.
     """
     gold_array = np.asarray(gold)
     is_oos = gold_array == OUT_OF_SCOPE
     if len(gold_array) == 0 or is_oos.all():
-        raise ValueError("choosing a threshold needs in-scope validation examples")
+        raise ValueError(
+            "choosing a threshold needs in-scope validation examples: add validation turns "
+            "labelled with intents"
+        )
 
     if is_oos.any():
-        return _balanced_threshold(probabilities, labels, gold_array, is_oos)
+        if not 0.0 <= max_in_scope_drop < 1.0:
+            raise ValueError(f"max_in_scope_drop must be in [0, 1), got {max_in_scope_drop}")
+        return _constrained_threshold(probabilities, labels, gold_array, is_oos, max_in_scope_drop)
     return _quantile_threshold(probabilities, labels, gold_array, in_scope_loss)
 
 
-def _balanced_threshold(probabilities, labels, gold, is_oos) -> ThresholdChoice:
+def _constrained_threshold(probabilities, labels, gold, is_oos, max_drop) -> ThresholdChoice:
     _, confidence = decide(probabilities, labels, 0.0)
     candidates = np.unique(np.concatenate([[0.0], confidence]))
+    # Bound the search cost: above 400 candidates, try 401 evenly spaced quantiles.
     if len(candidates) > 400:
         candidates = np.unique(np.quantile(candidates, np.linspace(0.0, 1.0, 401)))
 
     best: ThresholdChoice | None = None
-    best_score = -1.0
+    floor: float | None = None
     for threshold in candidates:
         decisions, _ = decide(probabilities, labels, float(threshold))
         decisions_array = np.asarray(decisions)
         in_scope_accuracy = float((decisions_array[~is_oos] == gold[~is_oos]).mean())
         oos_recall = float((decisions_array[is_oos] == OUT_OF_SCOPE).mean())
-        score = (in_scope_accuracy + oos_recall) / 2
-        if score > best_score:
-            best_score = score
+        if floor is None:
+            # The first candidate is 0.0: accuracy without a threshold sets the floor.
+            floor = in_scope_accuracy - max_drop
+        if in_scope_accuracy < floor:
+            continue
+        # Candidates rise, so on equal recall the lower threshold, kept first, wins.
+        if best is None or oos_recall > best.oos_recall:
             best = ThresholdChoice(
                 float(threshold), "oos_validation", in_scope_accuracy, oos_recall
             )
 
-    assert best is not None
+    assert best is not None, "threshold 0.0 always meets the accuracy floor"
     logger.info(
         "Chose threshold %.4f on %d validation rows: in-scope accuracy %.4f, OOS recall %.4f",
         best.threshold,

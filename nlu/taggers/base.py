@@ -38,7 +38,7 @@ _REQUIRED_KEYS = ("kind", "backend", "language", "labels", "max_length")
 
 @runtime_checkable
 class EntityTagger(Protocol):
-    """What the dialog manager needs from an entity tagger.
+    """Interface of an entity tagger as the dialog manager uses it.
 
     ``version`` is set by the code that loads the tagger and appears in each entity's
     ``source`` as ``model:<version>``.

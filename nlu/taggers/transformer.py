@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from nlu.alignment import gather_word_scores
 from nlu.decoding import bio_viterbi
 from nlu.taggers.base import TaggerManifest, TagPrediction, WordTaggerBase
@@ -186,10 +188,7 @@ class TransformerEntityTagger(WordTaggerBase):
             word_rows, is_covered = gather_word_scores(
                 probabilities[row], word_ids, len(words), self._outside_id
             )
-            if self._decoding == "viterbi":
-                label_ids = bio_viterbi(word_rows, labels)
-            else:
-                label_ids = [int(index) for index in word_rows.argmax(axis=1)]
+            label_ids = self._decode_rows(word_rows, is_covered)
             truncated += _is_truncated(word_ids, is_covered, self._manifest.max_length)
             results.append(
                 TagPrediction(
@@ -205,6 +204,16 @@ class TransformerEntityTagger(WordTaggerBase):
                 truncated,
             )
         return results
+
+    def _decode_rows(self, word_rows: np.ndarray, is_covered: list[bool]) -> list[int]:
+        if self._decoding == "argmax":
+            return [int(index) for index in word_rows.argmax(axis=1)]
+
+        # Words after the last covered one are O. Any label may precede O, so searching only
+        # the covered prefix gives the same path, in time that does not grow with the text.
+        covered_end = max((i + 1 for i, covered in enumerate(is_covered) if covered), default=0)
+        tail = [self._outside_id] * (len(is_covered) - covered_end)
+        return bio_viterbi(word_rows[:covered_end], self._manifest.labels) + tail
 
 
 def _validate_decoding(manifest: TaggerManifest, folder: Path) -> str:

@@ -93,10 +93,11 @@ def test_align_labels_real_tokenizer_splits_words(packaged_tokenizer):
     word_ids = encoding.word_ids()
     token_labels = align_labels(word_ids, labels)
 
-    # Each of the three hard words becomes several sub-tokens.
-    for index in (1, 2):
-        assert word_ids.count(index) > 1
-    assert word_ids.count(3) >= 1
+    # The long word and the order number become several sub-tokens each. The uncased
+    # tokenizer strips the accent of "naïve", which stays one token.
+    assert word_ids.count(1) > 1
+    assert word_ids.count(2) > 1
+    assert word_ids.count(3) == 1
     assert len(word_ids) > len(words) + 2
     assert [label for label in token_labels if label != IGNORE_INDEX] == labels
     for position, label in enumerate(token_labels):

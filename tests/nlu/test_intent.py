@@ -95,7 +95,7 @@ def test_temperature_lowers_overconfident_scores():
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 3, size=300)
     scores = rng.normal(size=(300, 3))
-    # Right 60% of the time, with scores that claim near certainty.
+    # Correct 60% of the time, with scores that claim near certainty.
     right = rng.random(300) < 0.6
     winners = np.where(right, targets, (targets + 1) % 3)
     scores[np.arange(300), winners] += 12.0
@@ -119,7 +119,7 @@ def test_decide_uses_threshold_and_oos_class():
     assert confidence.tolist() == [0.8, 0.4, 0.2]
 
 
-def test_threshold_with_oos_validation_separates_the_two():
+def test_threshold_separates_oos_validation():
     labels = ["a", "b"]
     in_scope = np.array([[0.9, 0.1]] * 8 + [[0.7, 0.3]] * 2)
     out_of_scope = np.array([[0.55, 0.45]] * 5)
@@ -133,7 +133,7 @@ def test_threshold_with_oos_validation_separates_the_two():
     assert choice.method == "oos_validation"
 
 
-def test_threshold_without_oos_keeps_most_correct_turns():
+def test_threshold_without_oos_keeps_most_turns():
     labels = ["a", "b"]
     confidences = np.linspace(0.5, 1.0, 100)
     probabilities = np.stack([confidences, 1 - confidences], axis=1)
@@ -150,12 +150,12 @@ def test_threshold_needs_in_scope_rows():
         choose_threshold(np.array([[0.5, 0.5]]), ["a", "b"], [OUT_OF_SCOPE])
 
 
-def test_chinese_words_come_from_jieba():
+def test_split_words_chinese_and_english():
     assert "退款" in split_words("我要退款")
     assert split_words("Where is MY order?") == ["where", "is", "my", "order"]
 
 
-def test_classifier_finds_intents_in_both_languages(classifier):
+def test_classifier_english_and_chinese(classifier):
     assert classifier.classify("where is my parcel").intent == "track_order"
     assert classifier.classify("请帮我退款").intent == "refund"
     assert classifier.classify("I forgot the password again").intent == "reset_password"
@@ -165,7 +165,7 @@ def test_classifier_finds_intents_in_both_languages(classifier):
     ("text", "reason"),
     [("", "no_content"), ("🙂🙂", "no_content"), ("?!?", "no_content"), ("/intent", "command")],
 )
-def test_classifier_does_not_guess_on_empty_turns(classifier, text, reason):
+def test_classifier_empty_turns_out_of_scope(classifier, text, reason):
     prediction = classifier.classify(text)
 
     assert prediction.out_of_scope
@@ -173,7 +173,7 @@ def test_classifier_does_not_guess_on_empty_turns(classifier, text, reason):
     assert prediction.reason == reason
 
 
-def test_classifier_survives_huge_and_mixed_text(classifier):
+def test_classifier_huge_and_mixed_text(classifier):
     huge = classifier.classify("refund " * 20_000)
     mixed = classifier.classify("我的order在哪里 where is it")
 
@@ -187,7 +187,8 @@ def test_classify_many_keeps_order(classifier):
 
     predictions = classifier.classify_many(texts)
 
-    assert [p.intent for p in predictions] == [None, "refund", None, "track_order"]
+    intents = [prediction.intent for prediction in predictions]
+    assert intents == [None, "refund", None, "track_order"]
 
 
 def test_save_and_load_round_trip(classifier, tmp_path):
@@ -198,12 +199,14 @@ def test_save_and_load_round_trip(classifier, tmp_path):
 
     assert loaded.version == "intent-en-1"
     assert loaded.threshold == classifier.threshold
+    assert loaded.max_chars == classifier.max_chars
     assert loaded.metadata["dataset"] == "handwritten"
+    assert "max_chars" not in loaded.metadata
     for text in ("where is my order", "忘记密码了", "asdf"):
         assert loaded.classify(text) == classifier.classify(text)
 
 
-def test_loading_a_wrong_folder_names_it(tmp_path):
+def test_load_invalid_folder_errors(tmp_path):
     with pytest.raises(ModelFolderError, match="does not exist"):
         load_intent_classifier(tmp_path / "missing")
 

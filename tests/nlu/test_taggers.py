@@ -76,6 +76,10 @@ def crf_copy(crf_folder: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(crf_folder, tmp_path / "copy"))
 
 
+def _span(entity) -> tuple[str, str, int, int]:
+    return entity.type, entity.text, entity.start, entity.end
+
+
 def _edit_manifest(folder: Path, **changes) -> None:
     path = folder / MANIFEST_FILE
     data = json.loads(path.read_text("utf-8"))
@@ -83,7 +87,79 @@ def _edit_manifest(folder: Path, **changes) -> None:
     path.write_text(json.dumps(data), "utf-8")
 
 
-class TestCrfTagger:
+@pytest.fixture(scope="module")
+def transformer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("transformer_tagger")
+    sentences = order_sentences()
+    config = NerTrainingConfig(epochs=2, batch_size=8, max_length=32)
+    train_tagger(
+        sentences, None, folder, "transformer", language="en", config=config, version="orders-2"
+    )
+    return folder
+
+
+class EntityTaggerContract:
+    """Checks that every backend passes; a subclass provides the ``tagger_folder`` fixture."""
+
+    def test_satisfies_protocol(self, tagger_folder):
+        tagger = load_tagger(tagger_folder, version="v9")
+
+        assert isinstance(tagger, EntityTagger)
+        assert tagger.version == "v9"
+        assert tagger.language == "en"
+        assert tagger.labels[0] == "O"
+        assert {"B-order_id", "I-product"} <= set(tagger.labels)
+
+    def test_predict_many_matches_predict(self, tagger_folder):
+        tagger = load_tagger(tagger_folder)
+        texts = ["track order ORD-2024-0001 please", "", "i want to return the desk lamp"]
+
+        batch = tagger.predict_many(texts)
+        single = [tagger.predict(text) for text in texts]
+
+        # Padding in a batch changes the transformer's floats in the last digits only.
+        assert [[_span(e) for e in entities] for entities in batch] == [
+            [_span(e) for e in entities] for entities in single
+        ]
+        for batch_entities, single_entities in zip(batch, single, strict=True):
+            for in_batch, alone in zip(batch_entities, single_entities, strict=True):
+                assert in_batch.confidence == pytest.approx(alone.confidence, abs=1e-5)
+        assert batch[1] == []
+
+    @pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u200b"])
+    def test_empty_text(self, tagger_folder, text):
+        assert load_tagger(tagger_folder).predict(text) == []
+
+    def test_huge_text_is_truncated(self, tagger_folder):
+        tagger = load_tagger(tagger_folder)
+        text = ("where is my order ORD-2024-0001 " * 4000)[:100_000]
+
+        entities = tagger.predict(text)
+
+        assert len(text) == 100_000
+        # Both backends tag at most a few thousand characters of the text.
+        assert all(entity.end <= 5_000 for entity in entities)
+        assert all(text[entity.start : entity.end] == entity.text for entity in entities)
+
+    def test_entities_carry_version_and_offsets(self, tagger_folder):
+        tagger = load_tagger(tagger_folder, version="v3")
+        texts = [sentence.text for sentence in order_sentences()[:6]]
+
+        predictions = tagger.predict_many(texts)
+
+        assert any(predictions), "the tagger found no entity in its own training sentences"
+        for text, entities in zip(texts, predictions, strict=True):
+            for entity in entities:
+                assert entity.source == "model:v3"
+                assert text[entity.start : entity.end] == entity.text
+                assert 0.0 < entity.confidence <= 1.0
+
+
+class TestCrfTagger(EntityTaggerContract):
+    @pytest.fixture
+    def tagger_folder(self, crf_folder):
+        return crf_folder
+
     def test_round_trip_finds_unseen_order(self, crf_folder):
         tagger = load_tagger(crf_folder)
         text = "where is my order ORD-2026-9999"
@@ -91,33 +167,10 @@ class TestCrfTagger:
         entities = tagger.predict(text)
 
         assert [(e.type, e.text) for e in entities] == [("order_id", "ORD-2026-9999")]
-        assert text[entities[0].start : entities[0].end] == "ORD-2026-9999"
+        assert (entities[0].start, entities[0].end) == (18, 31)
         assert entities[0].source == "model:orders-1"
-        assert 0.0 < entities[0].confidence <= 1.0
 
-    def test_satisfies_protocol(self, crf_folder):
-        tagger = load_tagger(crf_folder, version="v9")
-
-        assert isinstance(tagger, EntityTagger)
-        assert tagger.language == "en"
-        assert tagger.labels[0] == "O"
-        assert {"B-order_id", "I-product"} <= set(tagger.labels)
-        assert tagger.predict("has ORD-2024-0001 shipped yet")[0].source == "model:v9"
-
-    def test_predict_many_matches_predict(self, crf_folder):
-        tagger = load_tagger(crf_folder)
-        texts = ["track order ORD-2024-0001 please", "", "i want to return the desk lamp"]
-
-        batch = tagger.predict_many(texts)
-
-        assert batch == [tagger.predict(text) for text in texts]
-        assert batch[1] == []
-
-    @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
-    def test_empty_text(self, crf_folder, text):
-        assert load_tagger(crf_folder).predict(text) == []
-
-    def test_huge_text_is_truncated(self, crf_folder):
+    def test_huge_text_stops_at_word_limit(self, crf_folder):
         tagger = load_tagger(crf_folder)
         text = ("where is my order ORD-2024-0001 " * 4000)[:100_000]
         limit = tagger.manifest.max_length
@@ -125,7 +178,6 @@ class TestCrfTagger:
 
         entities = tagger.predict(text)
 
-        assert len(text) == 100_000
         assert entities
         assert all(entity.end <= last_tagged_end for entity in entities)
 
@@ -229,3 +281,39 @@ def test_sentence_features_one_dict_per_word():
     assert features[4]["last"] == 1.0
     with pytest.raises(ValueError, match="unknown CRF feature set 'bigram'"):
         sentence_features(chars, "bigram")
+
+
+@pytest.mark.slow
+class TestTransformerTagger(EntityTaggerContract):
+    @pytest.fixture
+    def tagger_folder(self, transformer_folder):
+        return transformer_folder
+
+    def test_manifest_records_settings(self, transformer_folder):
+        tagger = load_tagger(transformer_folder)
+
+        assert tagger.version == "orders-2"
+        assert tagger.manifest.base_model == "packaged:all-MiniLM-L6-v2"
+        assert tagger.manifest.max_length == 32
+        assert tagger.manifest.extra["decoding"] == "viterbi"
+
+    def test_manifest_labels_mismatch(self, transformer_folder, tmp_path):
+        folder = Path(shutil.copytree(transformer_folder, tmp_path / "copy"))
+        _edit_manifest(folder, labels=["O", "B-order_id", "I-order_id"])
+
+        with pytest.raises(TaggerLoadError, match="labels differ"):
+            load_tagger(folder)
+
+    def test_unknown_decoding_rejected(self, transformer_folder, tmp_path):
+        folder = Path(shutil.copytree(transformer_folder, tmp_path / "copy"))
+        _edit_manifest(folder, decoding="beam")
+
+        with pytest.raises(TaggerLoadError, match="decoding 'beam' is unknown"):
+            load_tagger(folder)
+
+    def test_missing_weights(self, transformer_folder, tmp_path):
+        folder = Path(shutil.copytree(transformer_folder, tmp_path / "copy"))
+        (folder / "model.safetensors").unlink()
+
+        with pytest.raises(TaggerLoadError, match="could not be loaded"):
+            load_tagger(folder)

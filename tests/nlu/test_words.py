@@ -47,7 +47,7 @@ def test_split_words_keeps_combining_mark_in_word():
     assert _texts(words) == ["nai\u0308ve", "cafe\u0301"]
 
 
-def test_split_words_han_inside_english_is_one_word_each():
+def test_split_words_han_in_english():
     words = split_words("buy 故宫 tickets", "en")
 
     assert _texts(words) == ["buy", "故", "宫", "tickets"]

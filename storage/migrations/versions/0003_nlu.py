@@ -1,4 +1,4 @@
-"""Store what NLU understood on messages; scope model versions by language
+"""Store NLU results on messages and scope model versions by language
 
 Revision ID: 0003
 Revises: 0002
