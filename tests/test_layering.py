@@ -1,4 +1,4 @@
-"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}, finetune -> {nlu, storage}.
+"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}, finetune -> {nlu, retrieval, storage}.
 
 nlu imports only retrieval; storage and retrieval import none of the others.
 """
