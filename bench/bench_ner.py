@@ -26,6 +26,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,11 @@ TUNED_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(TARGET_F1))
-    parser.add_argument("--backend", required=True, choices=["transformer", "crf"])
-    parser.add_argument("--out", required=True, type=Path, help="Folder for model and figures.")
+    parser.add_argument("--dataset", default="cais", choices=sorted(TARGET_F1))
+    parser.add_argument("--backend", default="crf", choices=["transformer", "crf"])
+    parser.add_argument(
+        "--out", type=Path, help="Folder for model and figures; default a temporary folder."
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -208,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(arguments.threads)
     config = build_config(arguments)
     splits = load_splits(arguments.dataset, Path(arguments.data_dir))
+    if arguments.out is None:
+        arguments.out = Path(tempfile.mkdtemp(prefix=f"bench-ner-{arguments.dataset}-"))
     arguments.out.mkdir(parents=True, exist_ok=True)
 
     figures = run_benchmark(

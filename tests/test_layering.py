@@ -1,6 +1,7 @@
-"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}, finetune -> {nlu, retrieval, storage}.
+"""Imports point one way: ui -> bot -> {nlu, retrieval, storage}.
 
-nlu imports only retrieval; storage and retrieval import none of the others.
+finetune imports nlu, retrieval and storage; nlu imports only retrieval; storage and
+retrieval import none of the others.
 """
 
 from __future__ import annotations

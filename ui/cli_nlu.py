@@ -230,7 +230,27 @@ def _read_intent_data(settings: Settings, train, eval_file, validation_file, dat
             check_intent_labels(splits.train, [], train)
     except (NluDataError, ValueError) as error:
         raise fail(f"Cannot read the intent data: {error}", code=2) from error
+    if dataset is not None:
+        _warn_unseen_intents(splits)
     return splits
+
+
+def _warn_unseen_intents(splits) -> None:
+    """Say which test or validation intents of a public data set training never saw.
+
+    Public splits are kept as published (the CAIS test split has one GetDate turn that
+    its training split lacks), so such turns are scored as misses, not dropped.
+    """
+    known = {item.intent for item in splits.train} | {"oos"}
+    for name, items in (("validation", splits.validation), ("test", splits.test)):
+        unseen = sorted({item.intent for item in items} - known)
+        if unseen:
+            count = sum(item.intent in unseen for item in items)
+            typer.echo(
+                f"Warning: {count} {name} turns of {splits.name} have intents missing from "
+                f"its training split ({', '.join(unseen[:5])}); they count as errors.",
+                err=True,
+            )
 
 
 def _data_dir(settings: Settings) -> Path:

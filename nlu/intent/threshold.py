@@ -165,7 +165,13 @@ def _quantile_threshold(probabilities, labels, gold, in_scope_loss) -> Threshold
         raise ValueError(f"in_scope_loss must be in [0, 1), got {in_scope_loss}")
     decisions, confidence = decide(probabilities, labels, 0.0)
     correct = np.asarray(decisions) == gold
-    threshold = float(np.quantile(confidence[correct], in_scope_loss)) if correct.any() else 0.0
+    # "lower" takes an observed confidence at or under the quantile, so on a small set no
+    # more than the allowed share of correct turns falls under the threshold.
+    threshold = (
+        float(np.quantile(confidence[correct], in_scope_loss, method="lower"))
+        if correct.any()
+        else 0.0
+    )
     decisions, _ = decide(probabilities, labels, threshold)
     in_scope_accuracy = float((np.asarray(decisions) == gold).mean())
     logger.info(
