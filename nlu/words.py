@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 # Scripts written without spaces between words: each of their characters is a word.
 _UNSPACED_CHAR = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
 _WORD_CHAR = rf"(?:(?!{_UNSPACED_CHAR})[\p{{L}}\p{{M}}\p{{N}}_])"
-_JOINER = r"['’&.:/@+\-]"
+# A full stop or colon joins only before a lower-case letter or a digit ("3.5", "18:30",
+# "a.b@example.com"), so a missing space after a sentence ("month.American") still splits.
+_JOINER = r"(?:['’&/@+\-]|[.:](?=[\p{Ll}\p{N}]))"
 _SPACED_WORD_PATTERN = regex.compile(
     rf"{_WORD_CHAR}+(?:{_JOINER}{_WORD_CHAR}+)*|{_UNSPACED_CHAR}|[^\s]"
 )
