@@ -1,9 +1,9 @@
 """Intent classification on the public data sets: accuracy, out-of-scope, training time, latency.
 
-Trains one classifier per run with the product's own training code, exactly as
-`supportbot finetune intent --dataset NAME` does (validation split, temperature, threshold),
-evaluates it on the data set's test split, then times single-turn classification of test
-utterances one at a time (p50/p95 in milliseconds) as a server would on each turn.
+Trains one classifier with the training code of `supportbot finetune intent --dataset NAME`:
+validation split, temperature, ensemble weight and threshold. Then it scores the data set's
+test split. Last, it classifies test utterances one at a time, as a server does on each turn,
+and reports p50/p95 milliseconds.
 
 Usage:
     SUPPORTBOT_DATA_DIR=/path/to/data python bench/bench_intent.py --dataset banking77 \

@@ -1,9 +1,9 @@
 """Latency of understanding one customer turn: intent, entity tagger and rules together.
 
 Registers the given intent and entity model folders as versions in a temporary SQLite
-registry, activates them for their language, and runs the serving code
-(`bot.understanding.Understander`) on test utterances one at a time, as the dialog
-manager does on each turn. Prints p50/p95/max milliseconds per turn.
+registry and activates them for their language. Then it runs the serving code
+(`bot.understanding.Understander`) on test utterances one at a time, as the dialog manager
+does on each turn, and prints p50/p95/max milliseconds per turn.
 
 Without --intent and --ner, it first trains a character n-gram intent model and a CRF
 entity tagger on CAIS (about a minute) and times Chinese turns.

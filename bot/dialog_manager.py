@@ -197,7 +197,7 @@ class DialogManager:
     def _understand(self, text: str) -> Understanding | None:
         """Run the NLU models on a turn; None when NLU is off.
 
-        Turns the guard answers with a fixed reply are understood too, so every customer
+        Turns that get a fixed reply from the guard are understood too, so every customer
         message has its intent columns set (out of scope, reason ``no_content``, for
         emoji or punctuation only).
         """

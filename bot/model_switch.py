@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.generation.base import Generator
 from bot.generation.errors import GenerationError
+from bot.registry_watcher import RegistryWatcher
 from storage import model_registry
 from storage.models import ModelKind, ModelVersion
 
@@ -70,8 +71,7 @@ class ModelSwitch:
         self._load_version = load_version
         self._use_registry = use_registry
         self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher = RegistryWatcher(self.refresh, "model-switch")
         self.last_error: str | None = None
         # Version id, or "base", whose last load failed; None when no load failed.
         self._failed_target: int | str | None = None
@@ -149,29 +149,9 @@ class ModelSwitch:
 
     def start_watching(self, interval_s: float) -> None:
         """Refresh every ``interval_s`` seconds in a daemon thread; 0 or less does nothing."""
-        if interval_s <= 0 or not self._use_registry or self._watcher is not None:
-            return
-        self._stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(interval_s,), name="model-switch", daemon=True
-        )
-        self._watcher.start()
-        logger.info("Watching the model registry every %.1f s", interval_s)
+        if self._use_registry:
+            self._watcher.start(interval_s)
 
     def stop_watching(self) -> None:
         """Stop the watcher thread and wait for it to end."""
-        if self._watcher is None:
-            return
-        self._stop.set()
-        self._watcher.join(timeout=10)
-        self._watcher = None
-        logger.info("Stopped watching the model registry")
-
-    def _watch(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - the watcher must survive a database outage
-                logger.exception(
-                    "Checking the model registry failed; retrying in %.1f s", interval_s
-                )
+        self._watcher.stop()

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.registry_watcher import RegistryWatcher
 from storage import model_registry
 from storage.models import ModelKind, ModelVersion
 
@@ -61,8 +62,7 @@ class NluModels:
         self._session_factory = session_factory
         self._loaders = loaders
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher = RegistryWatcher(self.refresh, "nlu-models")
         self._models: dict[tuple[ModelKind, str | None], LoadedNluModel] = {}
         # (kind, language) -> (version id that failed, error message)
         self._failed: dict[tuple[ModelKind, str | None], tuple[int, str]] = {}
@@ -148,31 +148,9 @@ class NluModels:
         return LoadedNluModel(model, version.version, version.id, language)
 
     def start_watching(self, interval_s: float) -> None:
-        """Refresh every ``interval_s`` seconds in a daemon thread.
-
-        Does nothing when ``interval_s`` is 0 or less or the thread is already running.
-        """
-        if interval_s <= 0 or self._watcher is not None:
-            return
-        self._stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(interval_s,), name="nlu-models", daemon=True
-        )
-        self._watcher.start()
+        """Refresh every ``interval_s`` seconds in a daemon thread; 0 or less does nothing."""
+        self._watcher.start(interval_s)
 
     def stop_watching(self) -> None:
-        """Stop the watcher thread and wait up to 10 s for it to end."""
-        if self._watcher is None:
-            return
-        self._stop.set()
-        self._watcher.join(timeout=10)
-        self._watcher = None
-
-    def _watch(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - the watcher must survive a database outage
-                logger.exception(
-                    "Checking NLU model versions failed; retrying in %.1f s", interval_s
-                )
+        """Stop the watcher thread and wait for it to end."""
+        self._watcher.stop()

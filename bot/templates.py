@@ -56,7 +56,7 @@ class AnswerTemplate:
 
     Attributes:
         id: Unique name of the template, shown in a reply's explanation.
-        intent: The intent it answers.
+        intent: The intent it replies to.
         text: Reply text per language, with ``{slot}`` placeholders.
         required_slots: Slots that must be filled before the reply is sent.
         optional_slots: Slots the text may use; an unfilled one renders as empty text.
@@ -77,7 +77,7 @@ class AnswerTemplate:
         return [name for name in self.required_slots if not slots.get(name)]
 
     def prompt(self, slot: str, language: str) -> str:
-        """Return the question that asks for ``slot`` in ``language`` (English as fallback)."""
+        """Return the prompt for ``slot`` in ``language``, or in English when it has none."""
         prompts = self.prompts[slot]
         return prompts.get(language) or prompts["en"]
 
@@ -108,7 +108,7 @@ class TemplateSet:
     templates: tuple[AnswerTemplate, ...]
 
     def for_intent(self, intent: str | None) -> AnswerTemplate | None:
-        """Return the template that answers ``intent``, or None."""
+        """Return the template of ``intent``, or None when it has none."""
         if intent is None:
             return None
         for template in self.templates:
@@ -127,7 +127,7 @@ def load_templates(
 
     Args:
         path: The YAML file.
-        known_intents: Intents the intent model knows; None skips that check.
+        known_intents: Labels of the intent model; None skips that check.
         languages: Languages every text and prompt must have.
 
     Raises:

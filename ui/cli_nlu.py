@@ -130,11 +130,10 @@ def finetune_intent(
     the most confused pairs and a confusion-matrix plot.
     """
     settings = load_settings()
-    from bot.runtime import open_database
     from finetune.intent.encoder_training import EncoderOptions
     from finetune.intent.training import IntentTrainingError, IntentTrainingOptions
     from finetune.nlu_data.errors import NluDataError
-    from finetune.nlu_pipeline import new_nlu_version_name, run_intent_training
+    from finetune.nlu_pipeline import run_intent_training
     from nlu.intent.encoder import EncoderLoadError
     from storage.errors import StorageError
     from storage.models import ModelKind
@@ -161,9 +160,9 @@ def finetune_intent(
         )
     except IntentTrainingError as error:
         raise fail(f"Invalid option: {error}", code=2) from error
-    engine, session_factory = open_database(settings)
-    version = new_nlu_version_name(session_factory, ModelKind.INTENT, served_language)
-    run_dir = out or settings.home / "models" / "intent" / version
+    engine, session_factory, version, run_dir = _start_run(
+        settings, ModelKind.INTENT, served_language, out
+    )
     try:
         typer.echo(
             f"Run {version}: {len(splits.train)} training turns of {splits.name}, "
@@ -253,6 +252,16 @@ def _warn_unseen_intents(splits) -> None:
             )
 
 
+def _start_run(settings: Settings, kind, language: str | None, out: Path | None):
+    """Open the database and name the new version and its run folder."""
+    from bot.runtime import open_database
+    from finetune.nlu_pipeline import new_nlu_version_name
+
+    engine, session_factory = open_database(settings)
+    version = new_nlu_version_name(session_factory, kind, language)
+    return engine, session_factory, version, out or settings.home / "models" / kind.value / version
+
+
 def _data_dir(settings: Settings) -> Path:
     data_dir = settings.data_dir or settings.home / "datasets"
     if not data_dir.is_dir():
@@ -330,10 +339,9 @@ def finetune_ner(
     recall and F1 per type (seqeval). It writes eval_report.md into the model folder.
     """
     settings = load_settings()
-    from bot.runtime import open_database
     from finetune.ner.config import NerTrainingConfig
     from finetune.nlu_data.errors import NluDataError
-    from finetune.nlu_pipeline import new_nlu_version_name, run_ner_training
+    from finetune.nlu_pipeline import run_ner_training
     from storage.errors import StorageError
     from storage.models import ModelKind
 
@@ -348,9 +356,9 @@ def finetune_ner(
         config = NerTrainingConfig(base_model=base_model, epochs=epochs, seed=seed)
     except ValueError as error:
         raise fail(f"Invalid training option: {error}", code=2) from error
-    engine, session_factory = open_database(settings)
-    version = new_nlu_version_name(session_factory, ModelKind.NER, served_language)
-    run_dir = out or settings.home / "models" / "ner" / version
+    engine, session_factory, version, run_dir = _start_run(
+        settings, ModelKind.NER, served_language, out
+    )
     try:
         typer.echo(
             f"Run {version}: {len(splits.train)} training sentences of {splits.name}, "
@@ -415,9 +423,6 @@ def _read_tagging_data(
 
 
 def _guess_language(texts: list[str]) -> str:
-    """Return zh-CN when more than half of a sample of ``texts`` is Chinese, else en."""
-    from retrieval.language import detect_language
+    from retrieval.language import detect_majority_language
 
-    sample = texts[:: max(1, len(texts) // 200)]
-    chinese = sum(detect_language(text) == "zh-CN" for text in sample)
-    return "zh-CN" if chinese * 2 > len(sample) else "en"
+    return detect_majority_language(texts)

@@ -42,7 +42,7 @@ from nlu.intent.threshold import (
     decide,
 )
 from nlu.types import OUT_OF_SCOPE
-from retrieval.language import detect_language
+from retrieval.language import detect_majority_language
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def train_intent_classifier(
         )
 
     texts = [item.text for item in fit_items]
-    language = options.language or _detect_training_language(texts)
+    language = options.language or detect_majority_language(texts)
     logger.info(
         "Training intent classifier: %d turns, %d intents, language %s, explicit OOS %s",
         len(fit_items),
@@ -274,12 +274,6 @@ def _uses_explicit_oos(train, options) -> bool:
             "the training data has none"
         )
     return options.explicit_oos
-
-
-def _detect_training_language(texts: Sequence[str]) -> str:
-    sample = texts[:: max(1, len(texts) // 500)]
-    votes = Counter(detect_language(text) for text in sample)
-    return votes.most_common(1)[0][0] if votes else "en"
 
 
 def _choose_backend(texts, language, options) -> tuple[str, str]:

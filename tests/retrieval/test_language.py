@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.language import detect_language, has_cjk
+from retrieval.language import detect_language, detect_majority_language, has_cjk
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,11 @@ def test_has_cjk_finds_ideographs():
     assert has_cjk("order 订单")
     assert not has_cjk("order number 12345")
     assert not has_cjk("")
+
+
+def test_majority_language_of_training_texts():
+    chinese = ["我要听周杰伦的歌", "明天北京天气怎么样", "播放 tfboys 的歌"] * 10
+
+    assert detect_majority_language(chinese + ["play some music"]) == "zh-CN"
+    assert detect_majority_language(["where is my order"] * 5) == "en"
+    assert detect_majority_language([]) == "en"
