@@ -270,6 +270,88 @@ class NluSettings(BaseModel):
         return value
 
 
+class PolicySettings(BaseModel):
+    """When the bot answers from a template, hands over to a human or falls back."""
+
+    templates_path: Path | None = Field(
+        default=None,
+        description=(
+            "YAML file of answer templates (see docs/policy.md). Unset: no template "
+            "answers; intents still decide handoffs."
+        ),
+    )
+    template_min_confidence: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Lowest intent confidence that answers from the intent's template or hands off "
+            "on a handoff intent."
+        ),
+    )
+    slot_answer_max_words: int = Field(
+        default=6,
+        ge=0,
+        le=50,
+        description=(
+            "A reply to the bot's question for a slot that names no entity of that slot "
+            "is taken as its value when it has at most this many words (CJK: 4 characters "
+            "count as one word). 0 fills slots from entities only."
+        ),
+    )
+    handoff_after_fallbacks: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Hand the conversation to an agent when this many fallback replies would come "
+            "in a row, this one included. 0 never hands off for fallbacks."
+        ),
+    )
+    handoff_intents: list[str] = Field(
+        default_factory=lambda: ["complaint", "human_agent", "handoff"],
+        description="Intents that go to an agent straight away when confidently recognised.",
+    )
+    handoff_on_negative_feedback: bool = Field(
+        default=True, description="Hand the conversation to an agent after a thumbs down."
+    )
+    handoff_below_confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "When set, a turn whose in-scope intent confidence is below this value and "
+            "that no template or stored answer serves goes to an agent instead of the "
+            "dialog model. Unset: such turns are answered from passages or fall back."
+        ),
+    )
+    follow_up_max_words: int = Field(
+        default=8,
+        ge=0,
+        description=(
+            "A turn of at most this many words (CJK: 4 characters per word) whose own "
+            "retrieval finds nothing is retried together with the previous customer turn, "
+            "so that 'and how much is it?' is read in context. 0 turns this off."
+        ),
+    )
+    show_explanation_to_customers: bool = Field(
+        default=False,
+        description="Show each reply's path, scores and model versions in the customer chat.",
+    )
+    agent_token: str | None = Field(
+        default=None,
+        description=(
+            "When set, agent and ops endpoints and the agent console require it as a "
+            "bearer token (REST) or password (console). Unset: open to anyone who reaches "
+            "the port, so bind to 127.0.0.1 or put a proxy with authentication in front."
+        ),
+    )
+    chat_poll_interval_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often the customer chat and the agent console look for new messages.",
+    )
+
+
 class Settings(BaseSettings):
     """All runtime settings of supportbot."""
 
@@ -328,6 +410,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
     nlu: NluSettings = NluSettings()
+    policy: PolicySettings = PolicySettings()
 
     @field_validator("home", "data_dir", mode="after")
     @classmethod

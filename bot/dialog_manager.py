@@ -1,77 +1,52 @@
 """The dialog manager: one customer message in, one explained reply out.
 
-Each turn runs these steps in order:
+It owns storage and ordering; what to answer is decided by :mod:`bot.policy`. Each turn:
 
-1. input guard: empty or over-long text is rejected; text without letters or digits
-   and requests aimed at the bot's own instructions get a fixed reply;
-2. understanding: intent with confidence and out-of-scope verdict, entities and slots,
-   stored on the customer's message (see ``bot.understanding``);
-3. retrieval over FAQ entries and past agent answers, and over knowledge passages;
-4. a stored FAQ or past agent answer whose question matches with a score of at least
-   ``retrieval.answer_threshold`` (``answer_threshold_zh`` for questions with CJK
-   characters) is returned as it is;
-5. otherwise, when the best passage reaches ``retrieval.passage_threshold`` (or
-   ``passage_threshold_zh`` for questions with CJK characters), the dialog model writes
-   an answer grounded in the passages. The best passage is quoted instead for languages
-   the model does not write well, and when the answer's similarity to the passages is
-   below ``retrieval.grounding_min_similarity``;
-6. otherwise the bot replies that it has no answer and offers a human agent.
-
-Both turns are stored, and the reply carries citations, timings and an explanation.
+1. the input guard rejects empty or over-long text (see :mod:`bot.guard`);
+2. the turn lock of the conversation is taken, so turns are answered one at a time;
+3. intent and entities are read (see :mod:`bot.understanding`) and stored on the
+   customer's message;
+4. a conversation that waits for an agent or is with one gets no bot reply: the turn
+   is stored for the agent (path ``forwarded``);
+5. otherwise the policy decides, and the reply is stored with its explanation, the
+   slot memory and the conversation's counters. A handoff puts the conversation in the
+   agent queue. If an agent claimed the conversation while the reply was being written,
+   the reply is dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.generation.base import GenerationError, Generator
+from bot.grounded import GroundedAnswerer
 from bot.guard import check_message
-from bot.i18n import normalize_language, translate
+from bot.handoff import request_handoff
+from bot.i18n import normalize_language
 from bot.model_switch import ModelSwitch, ServedModel
-from bot.prompting import build_grounded_messages
-from bot.reply import Citation, Reply, ReplyPath
+from bot.policy import Policy, TurnContext
+from bot.reply import Decision, Reply, ReplyPath
+from bot.slots import DialogState
+from bot.templates import TemplateSet
 from bot.turn_lock import TurnLock
 from bot.understanding import Understander, Understanding
-from retrieval.language import detect_language, has_cjk
-from retrieval.retriever import HybridRetriever, Passage
+from retrieval.language import detect_language
+from retrieval.retriever import HybridRetriever
 from storage import repository
-from storage.models import ConversationStatus, DocumentKind, Message, Role
+from storage.models import Conversation, ConversationStatus, Message, Role
 
 logger = logging.getLogger(__name__)
 
-# Characters of a passage quoted when the dialog model does not write the language.
-QUOTE_MAX_CHARS = 400
-# Passages handed to the dialog model for a grounded answer.
-MAX_GROUNDING_PASSAGES = 3
-# Kinds whose chunk text is an answer that can be returned as it is.
-_STORED_ANSWER_KINDS = (DocumentKind.FAQ, DocumentKind.DIALOG)
-# Kinds that may ground a generated answer or be quoted. Past agent replies are left
-# out: they answer one customer's question in its conversation, often naming things
-# from earlier turns, so they are only reused when the question itself matches.
-_PASSAGE_KINDS = (DocumentKind.MARKDOWN, DocumentKind.TEXT, DocumentKind.HTML, DocumentKind.FAQ)
-# A sentence with its final punctuation and trailing space, or an unfinished tail.
-_SENTENCE = re.compile(r"[^.!?。！？]*[.!?。！？]+\s*|[^.!?。！？]+$")
+# Statuses in which customer turns go to a human and the bot stays silent.
+_HUMAN_STATUSES = (ConversationStatus.WAITING, ConversationStatus.AGENT)
 
 
 class ConversationClosedError(Exception):
     """A message was posted to a closed conversation, such as an imported one."""
-
-
-@dataclass
-class _Decision:
-    text: str
-    path: ReplyPath
-    reason: str
-    citations: list[Citation] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class DialogManager:
@@ -93,6 +68,7 @@ class DialogManager:
         turn_lock: TurnLock,
         settings: Settings,
         understander: Understander | None = None,
+        templates: TemplateSet | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.retriever = retriever
@@ -100,6 +76,12 @@ class DialogManager:
         self.turn_lock = turn_lock
         self.settings = settings
         self.understander = understander
+        self.policy = Policy(GroundedAnswerer(retriever, settings), templates, settings)
+
+    @property
+    def templates(self) -> TemplateSet | None:
+        """The answer templates in use."""
+        return self.policy.templates
 
     def start_conversation(
         self, *, channel: str = "chat", language: str | None = None, external_id: str | None = None
@@ -133,6 +115,10 @@ class DialogManager:
         with self.turn_lock.hold(conversation_id, timeout_s=self.settings.turn_lock_timeout_s):
             waited_ms = (time.perf_counter() - started) * 1000
             understanding = self._understand(guard.text)
+            history_size = max(
+                2 * self.settings.generation.history_turns,
+                2 * self.settings.policy.handoff_after_fallbacks + 2,
+            )
             with self.session_factory.begin() as session:
                 conversation = repository.get_conversation(session, conversation_id)
                 if conversation.status is ConversationStatus.CLOSED:
@@ -140,9 +126,7 @@ class DialogManager:
                         f"conversation {conversation_id} is closed: start a new conversation"
                     )
                 history = repository.list_messages(
-                    session,
-                    conversation_id=conversation_id,
-                    last=2 * self.settings.generation.history_turns,
+                    session, conversation_id=conversation_id, last=history_size
                 )
                 language = self._detect_turn_language(guard.text, conversation.language)
                 customer_message = repository.add_message(
@@ -153,24 +137,36 @@ class DialogManager:
                     meta={"language": language},
                     **_understanding_columns(understanding),
                 )
+                _track_confidence(conversation, understanding)
+                status = conversation.status
+                state = DialogState.from_json(conversation.dialog_state)
+                customer_message_id = customer_message.id
 
-            # Taken once, so the whole turn uses one model even if ops switch versions now.
-            served = self.models.current
             timings: dict[str, float] = {"lock_wait": round(waited_ms, 1)}
             if understanding is not None:
                 timings["nlu"] = round(understanding.elapsed_ms, 1)
-            decision = self._decide(
-                guard.text, guard.block_reason, language, history, served.generator, timings
+            if status in _HUMAN_STATUSES:
+                return self._forwarded(
+                    conversation_id, customer_message_id, language, status, timings, started
+                )
+
+            # Taken once, so the whole turn uses one model even if ops switch versions now.
+            served = self.models.current
+            turn = TurnContext(
+                text=guard.text,
+                block_reason=guard.block_reason,
+                language=language,
+                understanding=understanding,
+                history=[m for m in history if m.role in (Role.CUSTOMER, Role.BOT, Role.AGENT)],
+                state=state,
+                recent_fallbacks=_fallbacks_in_a_row(history),
+                generator=served.generator,
+                timings=timings,
             )
+            decision = self.policy.decide(turn)
             timings["total"] = round((time.perf_counter() - started) * 1000, 1)
             reply = self._store_reply(
-                conversation_id,
-                customer_message,
-                decision,
-                language,
-                served,
-                timings,
-                understanding,
+                conversation_id, customer_message_id, decision, turn, served, understanding
             )
 
         logger.info(
@@ -183,7 +179,7 @@ class DialogManager:
         )
         return reply
 
-    def get_transcript(self, conversation_id: int) -> tuple[Any, list[Message]]:
+    def get_transcript(self, conversation_id: int) -> tuple[Conversation, list[Message]]:
         """Return the conversation and all its messages in order.
 
         Raises:
@@ -212,117 +208,51 @@ class DialogManager:
             return detect_language(text)
         return conversation_language or self.settings.default_language
 
-    def _decide(
+    def _forwarded(
         self,
-        text: str,
-        block_reason: str | None,
+        conversation_id: int,
+        customer_message_id: int,
         language: str,
-        history: list[Message],
-        generator: Generator,
+        status: ConversationStatus,
         timings: dict[str, float],
-    ) -> _Decision:
-        if block_reason is not None:
-            reply_text = translate(f"reply.{block_reason}", language)
-            return _Decision(reply_text, ReplyPath.FALLBACK, block_reason)
-
-        step = time.perf_counter()
-        top_k = self.settings.retrieval.top_k
-        answers = self.retriever.retrieve(text, top_k=top_k, kinds=_STORED_ANSWER_KINDS)
-        passages = self.retriever.retrieve(text, top_k=top_k, kinds=_PASSAGE_KINDS)
-        timings["retrieval"] = round((time.perf_counter() - step) * 1000, 1)
-        answer_threshold, passage_threshold = self._thresholds(text)
-        details: dict[str, Any] = {
-            "stored_answers": [_describe_passage(answer) for answer in answers],
-            "retrieved": [_describe_passage(passage) for passage in passages],
-            "thresholds": {"answer": answer_threshold, "passage": passage_threshold},
-        }
-
-        if answers and answers[0].score >= answer_threshold:
-            best_answer = answers[0]
-            citations = [_cite(best_answer)]
-            return _Decision(
-                best_answer.text, ReplyPath.RETRIEVED, "stored_answer", citations, details
-            )
-
-        best = passages[0] if passages else None
-        if best is None or best.score < passage_threshold:
-            reply_text = translate("reply.no_answer", language)
-            return _Decision(reply_text, ReplyPath.FALLBACK, "no_relevant_passage", details=details)
-
-        if language not in self.settings.generation.languages:
-            return _quote(best, language, "quoted_passage", details)
-
-        grounding = [p for p in passages if p.score >= passage_threshold]
-        grounding = grounding[:MAX_GROUNDING_PASSAGES]
-        return self._generate(text, grounding, history, language, generator, timings, details)
-
-    def _thresholds(self, text: str) -> tuple[float, float]:
-        """Return the (stored answer, passage) thresholds for the script of ``text``."""
-        retrieval = self.settings.retrieval
-        if has_cjk(text):
-            return retrieval.answer_threshold_zh, retrieval.passage_threshold_zh
-        return retrieval.answer_threshold, retrieval.passage_threshold
-
-    def _generate(
-        self,
-        text: str,
-        grounding: list[Passage],
-        history: list[Message],
-        language: str,
-        generator: Generator,
-        timings: dict[str, float],
-        details: dict[str, Any],
-    ) -> _Decision:
-        messages = build_grounded_messages(question=text, passages=grounding, history=history)
-        generation_settings = self.settings.generation
-        step = time.perf_counter()
-        try:
-            generation = generator.generate(
-                messages,
-                max_new_tokens=generation_settings.max_new_tokens,
-                temperature=generation_settings.temperature,
-            )
-        except GenerationError:
-            logger.exception("Generation failed; quoting the best passage instead")
-            timings["generation"] = round((time.perf_counter() - step) * 1000, 1)
-            return _quote(grounding[0], language, "generation_failed", details)
-
-        timings["generation"] = round((time.perf_counter() - step) * 1000, 1)
-        answer = drop_repeated_sentences(generation.text.strip())
-        details["generation"] = {
-            "model": generation.model,
-            "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-        }
-        if not answer:
-            return _quote(grounding[0], language, "empty_generation", details)
-
-        similarity = self._grounding_similarity(answer, grounding)
-        details["grounding_similarity"] = round(similarity, 4)
-        if similarity < self.settings.retrieval.grounding_min_similarity:
-            return _quote(grounding[0], language, "ungrounded_generation", details)
-        citations = [_cite(passage) for passage in grounding]
-        return _Decision(answer, ReplyPath.GENERATED, "grounded_generation", citations, details)
-
-    def _grounding_similarity(self, answer: str, grounding: list[Passage]) -> float:
-        """Return the highest cosine similarity between the answer and a passage."""
-        vectors = self.retriever.embedder.embed([answer, *(p.text for p in grounding)])
-        return float(np.max(vectors[1:] @ vectors[0]))
+        started: float | None = None,
+    ) -> Reply:
+        if started is not None:
+            timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+        logger.info(
+            "Forwarded customer message id=%s of conversation id=%s status=%s to the agent",
+            customer_message_id,
+            conversation_id,
+            status.value,
+        )
+        return Reply(
+            conversation_id=conversation_id,
+            customer_message_id=customer_message_id,
+            message_id=None,
+            text="",
+            path=ReplyPath.FORWARDED,
+            language=language,
+            timings_ms=timings,
+            explanation={
+                "path": ReplyPath.FORWARDED.value,
+                "reason": f"conversation_{status.value}",
+            },
+            conversation_status=status.value,
+        )
 
     def _store_reply(
         self,
         conversation_id: int,
-        customer_message: Message,
-        decision: _Decision,
-        language: str,
+        customer_message_id: int,
+        decision: Decision,
+        turn: TurnContext,
         served: ServedModel,
-        timings: dict[str, float],
-        understanding: Understanding | None = None,
+        understanding: Understanding | None,
     ) -> Reply:
-        explanation = {
+        explanation: dict[str, Any] = {
             "path": decision.path.value,
             "reason": decision.reason,
-            "language": language,
+            "language": turn.language,
             "models": {
                 "embedding": self.retriever.embedder.name,
                 "generator": served.generator.model_name,
@@ -330,21 +260,35 @@ class DialogManager:
                 "intent_version": understanding.versions.get("intent") if understanding else None,
                 "ner_version": understanding.versions.get("ner") if understanding else None,
             },
+            "slots": dict(turn.state.values),
             **decision.details,
         }
         if understanding is not None:
             explanation["nlu"] = understanding.to_explanation()
+        if decision.handoff_reason is not None:
+            explanation["handoff_reason"] = decision.handoff_reason
+
         with self.session_factory.begin() as session:
             conversation = repository.get_conversation(session, conversation_id)
+            if conversation.status is not ConversationStatus.BOT:
+                # An agent claimed it (or the customer closed it) while the reply was
+                # being written: the bot stays silent.
+                return self._forwarded(
+                    conversation_id,
+                    customer_message_id,
+                    turn.language,
+                    conversation.status,
+                    turn.timings,
+                )
             draft = Reply(
                 conversation_id=conversation_id,
-                customer_message_id=customer_message.id,
+                customer_message_id=customer_message_id,
                 message_id=0,
                 text=decision.text,
                 path=decision.path,
-                language=language,
+                language=turn.language,
                 citations=decision.citations,
-                timings_ms=timings,
+                timings_ms=turn.timings,
                 explanation=explanation,
             )
             bot_message = repository.add_message(
@@ -354,7 +298,15 @@ class DialogManager:
                 text=decision.text,
                 meta=draft.to_metadata(),
             )
-        return Reply(**{**draft.__dict__, "message_id": bot_message.id})
+            conversation.dialog_state = turn.state.to_json()
+            if decision.path is ReplyPath.FALLBACK:
+                conversation.fallback_count = (conversation.fallback_count or 0) + 1
+            if decision.handoff_reason is not None:
+                request_handoff(session, conversation, decision.handoff_reason)
+            status = conversation.status.value
+        return Reply(
+            **{**draft.__dict__, "message_id": bot_message.id, "conversation_status": status}
+        )
 
 
 def _understanding_columns(understanding: Understanding | None) -> dict[str, Any]:
@@ -369,56 +321,28 @@ def _understanding_columns(understanding: Understanding | None) -> dict[str, Any
     }
 
 
-def _quote(passage: Passage, language: str, reason: str, details: dict[str, Any]) -> _Decision:
-    excerpt = _shorten(passage.text, QUOTE_MAX_CHARS)
-    text = translate("reply.passage_quote", language, title=passage.title, excerpt=excerpt)
-    return _Decision(text, ReplyPath.RETRIEVED, reason, [_cite(passage)], details)
+def _track_confidence(conversation: Conversation, understanding: Understanding | None) -> None:
+    """Keep the lowest intent confidence of the conversation's understood turns."""
+    skipped = ("no_model", "model_error", "no_content", "command")
+    if understanding is None or understanding.intent.reason in skipped:
+        return
+    confidence = round(understanding.intent.confidence, 4)
+    if (
+        conversation.min_intent_confidence is None
+        or confidence < conversation.min_intent_confidence
+    ):
+        conversation.min_intent_confidence = confidence
 
 
-def drop_repeated_sentences(text: str) -> str:
-    """Remove sentences that repeat an earlier sentence of the same answer.
-
-    Small dialog models under greedy decoding often loop on one sentence; the first
-    occurrence is kept. Sentences end at ``.``, ``!``, ``?`` or their CJK forms.
-    """
-    kept: list[str] = []
-    seen: set[str] = set()
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group(0)
-        key = " ".join(sentence.lower().split())
-        if key in seen:
+def _fallbacks_in_a_row(history: list[Message]) -> int:
+    """Count the bot's fallback replies since its last other reply or an agent message."""
+    count = 0
+    for message in reversed(history):
+        if message.role == Role.AGENT:
+            break
+        if message.role != Role.BOT:
             continue
-        seen.add(key)
-        kept.append(sentence)
-    return "".join(kept).strip()
-
-
-def _cite(passage: Passage) -> Citation:
-    return Citation(
-        chunk_id=passage.chunk_id,
-        document_id=passage.document_id,
-        title=passage.title,
-        source=passage.source,
-        kind=str(passage.kind.value),
-        score=round(float(passage.score), 4),
-    )
-
-
-def _describe_passage(passage: Passage) -> dict[str, Any]:
-    return {
-        "chunk_id": passage.chunk_id,
-        "title": passage.title,
-        "kind": str(passage.kind.value),
-        "score": round(float(passage.score), 4),
-        "dense_score": round(float(passage.dense_score), 4),
-        "lexical_score": round(float(passage.lexical_score), 4),
-    }
-
-
-def _shorten(text: str, max_chars: int) -> str:
-    # Drop Markdown heading marks: the quote already names the document.
-    text = " ".join(line.lstrip("#").strip() for line in text.splitlines())
-    text = " ".join(text.split())
-    if len(text) <= max_chars:
-        return text
-    return text[: max_chars - 1].rstrip() + "…"
+        if message.meta.get("path") != ReplyPath.FALLBACK.value:
+            break
+        count += 1
+    return count

@@ -49,6 +49,21 @@ _PROMPT_INJECTION_PATTERNS = [
 ]
 
 
+# Insults aimed at the bot or at staff. A customer who swears about a late parcel still
+# gets an answer; one who only abuses gets a calm reply and, when it repeats, an agent.
+_ABUSE_PATTERNS = [
+    re.compile(pattern)
+    for pattern in (
+        r"\b(you|u|ur|you're|youre|this bot|stupid bot)\b.{0,20}\b(idiot|moron|stupid|"
+        r"useless|dumb|retard(ed)?|piece of (shit|crap)|bitch|asshole)\b",
+        r"\b(fuck|screw)\s+(you|u|off|this bot)\b",
+        r"\b(shut up|go to hell|kill yourself|kys)\b",
+        r"(你|你们|这)(是|个|真是|真)?.{0,4}(傻[逼屄比]|白痴|蠢货|废物|智障|脑残|垃圾)",
+        r"(去死|滚蛋|闭嘴|草泥马|操你|他妈的)",
+    )
+]
+
+
 def check_message(text: str, *, max_chars: int) -> GuardResult:
     """Normalise a customer message and decide whether the bot may answer it.
 
@@ -58,8 +73,9 @@ def check_message(text: str, *, max_chars: int) -> GuardResult:
 
     Returns:
         The trimmed text, with ``block_reason`` set to ``"no_content"`` (only emoji,
-        symbols or punctuation) or ``"prompt_injection"`` (asks about or against the
-        bot's instructions), or None when retrieval may proceed.
+        symbols or punctuation), ``"prompt_injection"`` (asks about or against the
+        bot's instructions) or ``"abusive"`` (insults), or None when the turn may be
+        answered.
 
     Raises:
         InvalidMessageError: If the text is empty after trimming or longer than
@@ -87,6 +103,8 @@ def check_message(text: str, *, max_chars: int) -> GuardResult:
     lowered = cleaned.lower()
     if any(pattern.search(lowered) for pattern in _PROMPT_INJECTION_PATTERNS):
         return GuardResult(cleaned, "prompt_injection")
+    if any(pattern.search(lowered) for pattern in _ABUSE_PATTERNS):
+        return GuardResult(cleaned, "abusive")
     return GuardResult(cleaned)
 
 

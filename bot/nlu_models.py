@@ -82,6 +82,16 @@ class NluModels:
             result.setdefault(kind.value, {})[language or "all"] = loaded.version
         return result
 
+    def known_intents(self) -> set[str] | None:
+        """Return the labels of every loaded intent model, or None when none is loaded."""
+        labels: set[str] = set()
+        loaded = [m for (kind, _), m in self._models.items() if kind is ModelKind.INTENT]
+        if not loaded:
+            return None
+        for model in loaded:
+            labels.update(getattr(model.model, "labels", []))
+        return labels
+
     @property
     def errors(self) -> list[str]:
         """Messages of the versions that failed to load and are not served."""

@@ -22,7 +22,11 @@ def _load_template(name: str) -> str:
 
 
 def build_grounded_messages(
-    *, question: str, passages: list[Passage], history: list[Message]
+    *,
+    question: str,
+    passages: list[Passage],
+    history: list[Message],
+    slots: dict[str, str] | None = None,
 ) -> list[ChatMessage]:
     """Build the chat for a grounded answer.
 
@@ -31,6 +35,8 @@ def build_grounded_messages(
         passages: Retrieved passages, best first. They go into the system message under
             their titles, as reference data.
         history: Earlier messages of the conversation, oldest first, without ``question``.
+        slots: What the customer told so far (order id, date...), listed after the
+            passages as data.
 
     Returns:
         A system message, the history as user/assistant turns, and the question.
@@ -40,12 +46,11 @@ def build_grounded_messages(
     passage_block = "\n\n".join(
         f"{passage.title}:\n{_passage_body(passage)[:MAX_PASSAGE_CHARS]}" for passage in passages
     )
-    messages = [
-        ChatMessage(
-            role="system",
-            content=_load_template("grounded_answer.txt").format(passages=passage_block),
-        )
-    ]
+    system = _load_template("grounded_answer.txt").format(passages=passage_block)
+    if slots:
+        known = "\n".join(f"- {name}: {value}" for name, value in sorted(slots.items()))
+        system += f"\n\nDetails the customer gave earlier:\n{known}"
+    messages = [ChatMessage(role="system", content=system)]
     for message in history:
         if message.role == Role.CUSTOMER:
             messages.append(ChatMessage(role="user", content=message.text))

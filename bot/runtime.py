@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.dialog_manager import DialogManager
+from bot.feedback import FeedbackService
 from bot.generation.base import Generator, build_generator
+from bot.handoff import HandoffService
 from bot.model_switch import ModelSwitch
 from bot.nlu_models import NluModels
+from bot.templates import TemplateSet, load_templates
 from bot.turn_lock import build_turn_lock
 from bot.understanding import Understander
 from retrieval.embedder import SentenceTransformerEmbedder
@@ -36,6 +39,8 @@ class BotRuntime:
     retriever: HybridRetriever
     models: ModelSwitch
     dialog_manager: DialogManager
+    handoff: HandoffService
+    feedback: FeedbackService
     nlu_models: NluModels | None = None
 
     def close(self) -> None:
@@ -90,13 +95,16 @@ def build_runtime(
     )
     models = build_model_switch(settings, session_factory, base_generator=generator)
     nlu_models = build_nlu_models(session_factory) if settings.nlu.enabled else None
+    templates = load_answer_templates(settings, nlu_models)
+    turn_lock = build_turn_lock(engine, settings.home / "locks")
     dialog_manager = DialogManager(
         session_factory=session_factory,
         retriever=retriever,
         models=models,
-        turn_lock=build_turn_lock(engine, settings.home / "locks"),
+        turn_lock=turn_lock,
         settings=settings,
         understander=Understander(nlu_models, settings.nlu) if nlu_models else None,
+        templates=templates,
     )
     logger.info("Bot runtime ready in %.1f s", time.perf_counter() - started)
     return BotRuntime(
@@ -108,7 +116,29 @@ def build_runtime(
         models=models,
         dialog_manager=dialog_manager,
         nlu_models=nlu_models,
+        handoff=HandoffService(session_factory, turn_lock, settings),
+        feedback=FeedbackService(session_factory, turn_lock, settings),
     )
+
+
+def load_answer_templates(settings: Settings, nlu_models: NluModels | None) -> TemplateSet | None:
+    """Load the configured template file, checked against the intents the models know.
+
+    Raises:
+        bot.templates.TemplateError: If the file is missing or invalid.
+    """
+    path = settings.policy.templates_path
+    if path is None:
+        logger.info("No answer template file configured (policy.templates_path)")
+        return None
+    known = nlu_models.known_intents() if nlu_models is not None else None
+    if known is None:
+        logger.warning(
+            "No intent model is active: template intents in %s are not checked and "
+            "templates answer only once an intent model serves",
+            path,
+        )
+    return load_templates(path, known_intents=known)
 
 
 def build_nlu_models(session_factory: sessionmaker[Session]) -> NluModels:

@@ -116,6 +116,18 @@ class TemplateSet:
                 return template
         return None
 
+    def by_id(self, template_id: str | None) -> AnswerTemplate | None:
+        """Return the template called ``template_id``, or None."""
+        for template in self.templates:
+            if template.id == template_id:
+                return template
+        return None
+
+    @property
+    def intents(self) -> frozenset[str]:
+        """Intents that have a template."""
+        return frozenset(template.intent for template in self.templates)
+
 
 def load_templates(
     path: Path | str,

@@ -71,7 +71,7 @@ class ConversationFilter:
             datetime is read as UTC.
         created_to: Exclusive upper bound on ``Conversation.created_at``, naive read as UTC.
         channels: Accepted channel names, such as "chat" or "email".
-        statuses: Accepted statuses, "open" or "closed".
+        statuses: Accepted statuses: "bot", "waiting", "agent" or "closed".
         sources: Accepted ``Conversation.source`` values, such as an import file name.
         min_rating: Lowest accepted customer rating, 1 to 5. When set, conversations
             without a rating are left out.
@@ -130,7 +130,7 @@ class TrainingPair:
         question: The customer turn; consecutive customer messages joined by newlines.
         answer: The agent turn that follows the question, joined the same way.
         channel: ``Conversation.channel``.
-        status: ``Conversation.status`` value, "open" or "closed".
+        status: ``Conversation.status`` value: "bot", "waiting", "agent" or "closed".
         source: ``Conversation.source``, or None.
         created_at: ``Conversation.created_at``.
         answer_seq: ``Message.seq`` of the last message of the answer.

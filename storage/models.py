@@ -52,9 +52,17 @@ class Role(enum.StrEnum):
 
 
 class ConversationStatus(enum.StrEnum):
-    """Life-cycle state of a conversation."""
+    """Who answers a conversation now.
 
-    OPEN = "open"
+    ``BOT``: the bot answers each customer turn. ``WAITING``: handed off, waiting for an
+    agent to claim it; the bot stays silent. ``AGENT``: an agent holds it; customer
+    turns go to that agent only. ``CLOSED``: no more turns; imported conversations are
+    closed.
+    """
+
+    BOT = "bot"
+    WAITING = "waiting"
+    AGENT = "agent"
     CLOSED = "closed"
 
 
@@ -99,12 +107,27 @@ class Conversation(Base):
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
     channel: Mapped[str] = mapped_column(String(64), default="chat")
     status: Mapped[ConversationStatus] = mapped_column(
-        _enum_column(ConversationStatus), default=ConversationStatus.OPEN
+        _enum_column(ConversationStatus), default=ConversationStatus.BOT, index=True
     )
     language: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(255))
     # Customer rating from 1 (worst) to 5 (best); None when the customer gave none.
     rating: Mapped[int | None] = mapped_column(Integer)
+    # Agent who holds the conversation while its status is AGENT.
+    agent: Mapped[str | None] = mapped_column(String(255))
+    # Why the bot handed the conversation to a human, and when.
+    handoff_reason: Mapped[str | None] = mapped_column(String(64))
+    handoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Dialog state kept between turns: filled slot values and the template waiting for
+    # a slot, as {"values": {slot: value}, "pending": {"template": id, "slot": name}}.
+    dialog_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # Counters kept by the bot so that agents can filter conversations without reading
+    # every message: fallback replies, thumbs down, and the lowest intent confidence of
+    # a customer turn.
+    fallback_count: Mapped[int] = mapped_column(Integer, default=0)
+    negative_feedback_count: Mapped[int] = mapped_column(Integer, default=0)
+    min_intent_confidence: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utc_now, onupdate=utc_now
@@ -239,6 +262,19 @@ class ModelActivation(Base):
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class Feedback(Base):
+    """A customer's thumbs up (+1) or down (-1) on one bot reply; the latest vote counts."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("message_id", name="uq_feedback_message"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    value: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class Correction(Base):

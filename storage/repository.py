@@ -37,7 +37,7 @@ def create_conversation(
         channel=channel,
         language=language,
         source=source,
-        status=ConversationStatus.OPEN,
+        status=ConversationStatus.BOT,
     )
     session.add(conversation)
     session.flush()

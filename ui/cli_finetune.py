@@ -43,7 +43,9 @@ CreatedToOption = Annotated[
 ChannelOption = Annotated[
     list[str] | None, typer.Option(help="Only these channels; repeat for several.")
 ]
-StatusOption = Annotated[list[str] | None, typer.Option(help="Only these statuses (open, closed).")]
+StatusOption = Annotated[
+    list[str] | None, typer.Option(help="Only these statuses (bot, waiting, agent, closed).")
+]
 MinRatingOption = Annotated[
     int | None,
     typer.Option(min=1, max=5, help="Only conversations rated at least this (1-5)."),

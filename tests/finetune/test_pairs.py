@@ -206,7 +206,7 @@ class TestSelectConversations:
             (
                 "mar-chat-open",
                 "chat",
-                ConversationStatus.OPEN,
+                ConversationStatus.BOT,
                 "a.jsonl",
                 datetime(2024, 3, 5, tzinfo=UTC),
             ),
@@ -259,14 +259,17 @@ class TestSelectConversations:
 
     def test_select_by_source_and_status(self, session_factory, stored_ids):
         selected = self._select(
-            session_factory, stored_ids, sources=("a.jsonl",), statuses=(ConversationStatus.OPEN,)
+            session_factory, stored_ids, sources=("a.jsonl",), statuses=(ConversationStatus.BOT,)
         )
 
         assert selected == ["mar-chat-open"]
 
 
 def test_filter_unknown_status_rejected():
-    with pytest.raises(ValueError, match="unknown conversation status 'solved'; use one of: open"):
+    with pytest.raises(
+        ValueError,
+        match="unknown conversation status 'solved'; use one of: bot, waiting, agent, closed",
+    ):
         ConversationFilter(statuses=("solved",))
 
 
@@ -305,8 +308,8 @@ def test_choose_best_answers_prefers_recurring_answer(packaged_embedder):
         _pair(
             0, "How do I reset my password?", "Please email support and we will do it.", "closed"
         ),
-        _pair(1, "How can I reset my password?", reset, "open"),
-        _pair(2, "how do i reset my password", reset + "  ", "open"),
+        _pair(1, "How can I reset my password?", reset, "bot"),
+        _pair(2, "how do i reset my password", reset + "  ", "bot"),
         _pair(3, "What are your opening hours?", "We are open 9:00 to 17:00, Monday to Friday."),
         _pair(4, "怎么重置密码？", "请在登录页点击“忘记密码”。"),
     ]
@@ -322,7 +325,7 @@ def test_choose_best_answers_prefers_recurring_answer(packaged_embedder):
 @pytest.mark.slow
 def test_choose_best_answers_prefers_closed_on_tie(packaged_embedder):
     pairs = [
-        _pair(0, "How do I reset my password?", "Ask an admin to reset it.", "open"),
+        _pair(0, "How do I reset my password?", "Ask an admin to reset it.", "bot"),
         _pair(1, "How can I reset my password?", "Use the Forgot password link.", "closed"),
     ]
 
