@@ -66,13 +66,8 @@ def split_by_conversation(
 
     splits = DatasetSplits(train=[], validation=[], test=[])
     for pair in pairs:
-        position = _hash_position(pair.external_id, seed)
-        if position < test:
-            splits.test.append(pair)
-        elif position < test + validation:
-            splits.validation.append(pair)
-        else:
-            splits.train.append(pair)
+        name = conversation_split(pair.external_id, validation=validation, test=test, seed=seed)
+        getattr(splits, name).append(pair)
 
     fractions = {"train": 1.0 - validation - test, "validation": validation, "test": test}
     for name, split_pairs in splits.items():
@@ -88,6 +83,26 @@ def split_by_conversation(
         seed,
     )
     return splits
+
+
+def conversation_split(
+    external_id: str, *, validation: float = 0.1, test: float = 0.1, seed: int = 42
+) -> str:
+    """Return the split ("train", "validation" or "test") of one conversation.
+
+    The same function assigns pairs in :func:`split_by_conversation`, so the dialogs
+    that ``supportbot eval`` replays are the ones fine-tuning held out.
+
+    Raises:
+        ValueError: If a fraction is outside [0, 1) or the two sum to 1 or more.
+    """
+    _validate_fractions(validation=validation, test=test)
+    position = _hash_position(external_id, seed)
+    if position < test:
+        return "test"
+    if position < test + validation:
+        return "validation"
+    return "train"
 
 
 def _hash_position(external_id: str, seed: int) -> float:
