@@ -59,3 +59,29 @@ def test_check_message_flags_prompt_injection(text):
 )
 def test_check_message_passes_support_questions(text):
     assert check_message(text, max_chars=1000).block_reason is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You are a useless idiot",
+        "fuck you",
+        "shut up, stupid bot",
+        "你是个傻逼",
+        "滚蛋",
+    ],
+)
+def test_check_message_flags_abuse(text):
+    assert check_message(text, max_chars=1000).block_reason == "abusive"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This stupid parcel is late again, where is it?",
+        "The app is useless when I try to log in, can you help?",
+        "垃圾分类的规则在哪里看？",
+    ],
+)
+def test_check_message_answers_frustrated_questions(text):
+    assert check_message(text, max_chars=1000).block_reason is None

@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.dialog_manager import ConversationClosedError
 from bot.guard import InvalidMessageError
+from bot.handoff import HandoffError
 from bot.runtime import BotRuntime, build_runtime
 from bot.turn_lock import TurnLockTimeoutError
 from storage.errors import NotFoundError
-from ui.api.routes import conversations, health, models
+from ui.api.routes import agent, conversations, health, models
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, runtime: BotRuntime | None =
     app.state.runtime = runtime
     app.include_router(health.router)
     app.include_router(conversations.router)
+    app.include_router(agent.router)
     app.include_router(models.router)
     _add_error_handlers(app)
     _add_body_limit(app)
@@ -84,6 +86,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConversationClosedError)
     async def _closed(_request: Request, error: ConversationClosedError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(error)})
+
+    @app.exception_handler(HandoffError)
+    async def _handoff_conflict(_request: Request, error: HandoffError) -> JSONResponse:
         return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(error)})
 
     @app.exception_handler(TurnLockTimeoutError)

@@ -40,9 +40,24 @@ class ConversationPublic(BaseModel):
     id: int
     external_id: str
     channel: str
-    status: str
+    status: str = Field(description="bot, waiting (for an agent), agent or closed.")
     language: str | None
     created_at: UtcDatetime
+    agent: str | None = Field(default=None, description="Agent holding the conversation.")
+    rating: int | None = Field(default=None, description="Customer rating, 1 to 5.")
+    closed_at: UtcDatetime | None = None
+
+
+class ConversationSummary(ConversationPublic):
+    """A conversation in the agent queue or search list."""
+
+    updated_at: UtcDatetime
+    handoff_reason: str | None = None
+    handoff_at: UtcDatetime | None = None
+    fallback_count: int = 0
+    negative_feedback_count: int = 0
+    min_intent_confidence: float | None = None
+    message_count: int = 0
 
 
 class MessageCreate(BaseModel):
@@ -89,13 +104,19 @@ class ReplyPublic(BaseModel):
 
     conversation_id: int
     customer_message_id: int
-    message_id: int
     text: str
-    path: Literal["retrieved", "generated", "fallback"]
+    message_id: int | None = Field(
+        description="The bot's message; null when the turn went to an agent (path forwarded)."
+    )
+    path: Literal["template", "retrieved", "generated", "fallback", "handoff", "forwarded"]
     language: str
     citations: list[CitationPublic]
     timings_ms: dict[str, float]
-    explanation: dict[str, Any]
+    explanation: dict[str, Any] = Field(
+        description="How the reply was made; empty for callers without the agent token when "
+        "policy.agent_token is set and policy.show_explanation_to_customers is off."
+    )
+    conversation_status: str = Field(description="Status after this turn.")
 
 
 class TranscriptPublic(BaseModel):
@@ -103,6 +124,71 @@ class TranscriptPublic(BaseModel):
 
     conversation: ConversationPublic
     messages: list[MessagePublic]
+
+
+class AgentMessagePublic(MessagePublic):
+    """A message as agents see it, with the customer's thumbs and saved corrections."""
+
+    feedback: int | None = Field(default=None, description="+1 or -1 from the customer.")
+    correction: str | None = Field(default=None, description="The agent's right answer.")
+
+
+class AgentTranscriptPublic(BaseModel):
+    """A conversation with every message, explanation, thumbs and correction."""
+
+    conversation: ConversationSummary
+    messages: list[AgentMessagePublic]
+
+
+class AgentAction(BaseModel):
+    """An agent acting on a conversation."""
+
+    agent: str = Field(
+        min_length=1, max_length=255, pattern=r"\S", description="Name shown to the customer."
+    )
+
+
+class AgentReplyCreate(AgentAction):
+    """An agent's message to the customer."""
+
+    text: str = Field(max_length=MAX_MESSAGE_FIELD_CHARS, description="Message text.")
+
+
+class CorrectionCreate(AgentAction):
+    """An agent's right answer to a bot reply."""
+
+    text: str = Field(max_length=MAX_MESSAGE_FIELD_CHARS, description="The right answer.")
+
+
+class CorrectionPublic(BaseModel):
+    """A stored correction."""
+
+    id: int
+    message_id: int
+    text: str
+
+
+class FeedbackCreate(BaseModel):
+    """A customer's thumbs on a bot reply."""
+
+    value: Literal[1, -1] = Field(description="1 for thumbs up, -1 for thumbs down.")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackPublic(BaseModel):
+    """A stored thumbs, and whether it handed the conversation to an agent."""
+
+    message_id: int
+    value: int
+    handed_off: bool
+    handoff_message_id: int | None
+    conversation_status: str
+
+
+class RatingCreate(BaseModel):
+    """The customer's rating of a conversation."""
+
+    rating: int = Field(ge=1, le=5, description="1 (worst) to 5 (best).")
 
 
 class HealthPublic(BaseModel):
