@@ -1,4 +1,4 @@
-"""The dialog policy: how the bot answers one customer turn, in one place.
+"""The dialog policy: the order of the steps that produce the reply to one customer turn.
 
 Each turn is tried against these steps in order; the first that produces a reply wins.
 
@@ -22,7 +22,7 @@ Each turn is tried against these steps in order; the first that produces a reply
    the ``policy.handoff_after_fallbacks``-th fallback in a row, it hands off instead.
 
 Negative feedback on a reply hands off too; that happens outside a turn, in
-:mod:`bot.conversation_service`.
+:mod:`bot.feedback`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class TurnContext:
 
 
 class Policy:
-    """Chooses the reply of each turn (see the module docstring for the order).
+    """Policy that chooses the reply of each turn (see the module docstring for the order).
 
     Args:
         answerer: Stored answers, passages and grounded generation.
@@ -165,7 +165,7 @@ class Policy:
         turn_slots: dict[str, str],
         details: dict[str, Any],
     ) -> Decision | None:
-        """Answer from a template, or ask for its next missing slot; None when none applies."""
+        """Render the turn's template, or the prompt for its next missing slot; None without one."""
         if self.templates is None:
             turn.state.pending = None
             return None
