@@ -232,6 +232,17 @@ class Policy:
 
 
 def _turn_slots(understanding: Understanding | None) -> dict[str, str]:
+    """Return the slot values of one turn.
+
+    A ``datetime`` entity ("tomorrow at 7 pm") also fills the ``date`` and ``time`` slots
+    that the turn has no entity of their own for, so templates can ask for either.
+    """
     if understanding is None:
         return {}
-    return {name: entity.value for name, entity in understanding.slots.items()}
+    slots = {name: entity.value for name, entity in understanding.slots.items()}
+    moment = slots.get("datetime")
+    if moment and "T" in moment:
+        day, _, clock = moment.partition("T")
+        slots.setdefault("date", day)
+        slots.setdefault("time", clock[:5])
+    return slots

@@ -139,7 +139,10 @@ def demo(
         raise fail(f"Demo set-up failed: {error}") from error
     typer.echo(summary)
     if serve_after:
+        from ui.demo.answer_templates import with_demo_templates
         from ui.serve import run_server
+
+        settings = with_demo_templates(settings)
 
         run_server(settings, workers=1)
 

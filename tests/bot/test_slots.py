@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from bot.policy import _turn_slots
 from bot.slots import MAX_SLOT_VALUE_CHARS, DialogState, PendingSlot
+from bot.understanding import Understanding
+from nlu.types import Entity, IntentPrediction
 
 
 def test_state_round_trips_through_json():
@@ -45,3 +48,17 @@ def test_chinese_reply_counts_four_characters_as_a_word():
     state = DialogState(pending=PendingSlot("t", "new_address"))
 
     assert state.answer_pending("北京市海淀区中关村大街1号", {}, max_words=6) == "new_address"
+
+
+def test_datetime_entity_also_fills_date_and_time():
+    moment = Entity("datetime", "2026-12-06T19:00", "tomorrow at 7 pm", 0, 16, "rule:datetime")
+    understanding = Understanding(
+        intent=IntentPrediction(None, 0.0, True, 0.0),
+        entities=[moment],
+        slots={"datetime": moment},
+        language="en",
+    )
+
+    slots = _turn_slots(understanding)
+
+    assert slots == {"datetime": "2026-12-06T19:00", "date": "2026-12-06", "time": "19:00"}

@@ -11,6 +11,7 @@ import pytest
 from bot.config import Settings
 from bot.reply import ReplyPath
 from bot.runtime import build_runtime
+from ui.demo.answer_templates import with_demo_templates
 from ui.demo.setup import SGD_FILES, prepare_demo
 from ui.demo.sources import demo_files
 
@@ -41,7 +42,9 @@ def demo_runtime(tmp_path_factory, shared_data_dir, packaged_embedder, packaged_
         summary = prepare_demo(settings)
         requests = list(server.requests)
 
-    runtime = build_runtime(settings, embedder=packaged_embedder, generator=packaged_generator)
+    runtime = build_runtime(
+        with_demo_templates(settings), embedder=packaged_embedder, generator=packaged_generator
+    )
     yield runtime, summary, requests
     runtime.close()
 
@@ -88,3 +91,26 @@ def test_demo_falls_back_on_unrelated_question(demo_runtime):
 
     assert reply.path is ReplyPath.FALLBACK
     assert reply.citations == []
+
+
+def test_demo_trains_intent_model(demo_runtime):
+    runtime, summary, _ = demo_runtime
+
+    assert "Trained intent model intent-en-" in summary
+    assert runtime.nlu_models.known_intents() >= {"ReserveRestaurant", "PlayMovie"}
+    assert runtime.settings.policy.templates_path is not None
+
+
+def test_demo_template_asks_for_film_title(demo_runtime):
+    runtime, _, _ = demo_runtime
+    manager = runtime.dialog_manager
+    conversation_id = manager.start_conversation()
+
+    prompt = manager.respond(conversation_id, "I'd like to watch a movie.")
+    answer = manager.respond(conversation_id, "Green Book")
+
+    assert prompt.path is ReplyPath.TEMPLATE
+    assert prompt.explanation["template"]["asked_slot"] == "title"
+    assert answer.path is ReplyPath.TEMPLATE
+    assert answer.explanation["template"]["slots"] == {"title": "Green Book"}
+    assert "Green Book has not started" in answer.text

@@ -1,5 +1,8 @@
 """Prepare the demo: locate or download public data, import dialogs, build the index.
 
+It also trains the English intent model that the demo's answer templates need (see
+:mod:`ui.demo.intents`), in about a second on 2 CPU cores, unless one is active.
+
 The slice is sized so that the first start on 2 CPU cores takes minutes. It has two
 SGD training files (256 English dialogs, 4,420 messages) and 300 CrossWOZ dialogs
 (about 5,000 Chinese messages). The knowledge base has 125 StackFAQ threads, the 10
@@ -20,6 +23,7 @@ from storage.dialog_import import import_dialogs
 from storage.errors import StorageError
 from ui.demo.corpus import build_demo_corpus
 from ui.demo.fetch import DemoDataError, ensure_demo_files
+from ui.demo.intents import ensure_demo_intent_model
 from ui.demo.sources import demo_files
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,22 @@ def prepare_demo(settings: Settings) -> str:
             )
             lines.append(f"[{dialog_slice.format}] {report.summary()}")
 
+        sgd_paths = [
+            path
+            for dialog_slice in corpus.dialog_slices
+            if dialog_slice.format == "sgd"
+            for path in dialog_slice.paths
+        ]
+        if sgd_paths:
+            lines.append(
+                ensure_demo_intent_model(
+                    session_factory,
+                    settings.home / "models" / "intent",
+                    sgd_paths,
+                    corpus.faq_path,
+                )
+            )
+
         indexer = KnowledgeIndexer(
             session_factory,
             build_embedder(settings),
@@ -79,7 +99,9 @@ def prepare_demo(settings: Settings) -> str:
         past = indexer.index_past_answers(min_answer_words=settings.retrieval.past_answer_min_words)
         lines.append(past.summary(subject="Indexed past answers of conversations"))
     except (StorageError, RetrievalError, OSError, ValueError) as error:
-        raise DemoSetupError(f"importing or indexing the demo data failed: {error}") from error
+        raise DemoSetupError(
+            f"importing, training on or indexing the demo data failed: {error}"
+        ) from error
     finally:
         engine.dispose()
 
