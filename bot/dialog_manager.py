@@ -313,9 +313,13 @@ def _understanding_columns(understanding: Understanding | None) -> dict[str, Any
     """Return the customer message's NLU columns; empty when NLU did not run."""
     if understanding is None:
         return {}
+    # Without a working model there is no confidence to store, rather than a confident 0.
+    confidence = None
+    if understanding.intent.reason not in ("no_model", "model_error"):
+        confidence = round(understanding.intent.confidence, 4)
     return {
         "intent": understanding.intent.intent,
-        "intent_confidence": round(understanding.intent.confidence, 4),
+        "intent_confidence": confidence,
         "out_of_scope": understanding.intent.out_of_scope,
         "entities": [entity.to_dict() for entity in understanding.entities],
     }
