@@ -29,7 +29,7 @@ from storage.models import Conversation, ConversationStatus, Role, utc_now
 
 logger = logging.getLogger(__name__)
 
-# Longest agent name accepted; names are shown to customers and stored on conversations.
+# Maximum length of an agent name; names are shown to customers and stored on conversations.
 MAX_AGENT_NAME_CHARS = 255
 
 
@@ -38,7 +38,7 @@ class HandoffError(Exception):
 
 
 class ConversationHeldError(HandoffError):
-    """Another agent holds the conversation."""
+    """The conversation is held by another agent."""
 
     def __init__(self, conversation_id: int, holder: str | None) -> None:
         super().__init__(
@@ -75,7 +75,7 @@ def clean_agent_name(agent: str) -> str:
 
 
 def request_handoff(session: Session, conversation: Conversation, reason: str) -> None:
-    """Put a bot conversation in the queue; the caller stores the message that says so."""
+    """Put a bot conversation in the agent queue; the caller stores the notice to the customer."""
     if conversation.status is not ConversationStatus.BOT:
         return
     conversation.status = ConversationStatus.WAITING

@@ -10,13 +10,13 @@ from sqlalchemy.orm import Session
 
 from storage.models import Conversation, ConversationStatus, Message
 
-# Longest search text accepted; longer text is cut.
+# Maximum length of the search text; longer text is cut.
 MAX_QUERY_CHARS = 200
 
 
 @dataclass(frozen=True)
 class ConversationFilter:
-    """What an agent looks for. Unset fields do not filter.
+    """Filter of the agent's conversation list. Unset fields do not filter.
 
     Attributes:
         statuses: Only these statuses.
@@ -59,6 +59,7 @@ def search_conversations(
     """Return the conversations matching the filter, most recently active first."""
     query = select(Conversation)
     f = conversation_filter
+
     if f.statuses:
         query = query.where(Conversation.status.in_(f.statuses))
     if f.low_confidence_below is not None:
@@ -75,6 +76,7 @@ def search_conversations(
         query = query.where(Conversation.channel == f.channel)
     if f.agent:
         query = query.where(Conversation.agent == f.agent)
+
     if f.text and f.text.strip():
         pattern = "%" + _escape_like(f.text.strip()[:MAX_QUERY_CHARS].lower()) + "%"
         has_text = exists().where(
@@ -84,6 +86,7 @@ def search_conversations(
         query = query.where(
             or_(has_text, func.lower(Conversation.external_id).like(pattern, escape="\\"))
         )
+
     query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
 

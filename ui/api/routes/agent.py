@@ -84,7 +84,7 @@ def search_conversations(
 def read_conversation(
     conversation_id: int, runtime: RuntimeDep, _agent: AgentDep
 ) -> AgentTranscriptPublic:
-    """A conversation with every message, each reply's explanation, thumbs and corrections."""
+    """Return a conversation with each reply's explanation, thumbs and corrections."""
     return agent_transcript(runtime, conversation_id)
 
 
