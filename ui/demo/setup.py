@@ -1,7 +1,9 @@
 """Prepare the demo: locate or download public data, import dialogs, build the index.
 
 It also trains the English intent model that the demo's answer templates need (see
-:mod:`ui.demo.intents`), in about a second on 2 CPU cores, unless one is active.
+:mod:`ui.demo.intents`), in about a second on 2 CPU cores, and the English entity tagger
+that fills the templates' slots (see :mod:`ui.demo.entities`), in 5 to 7 s on one CPU
+thread. Each is trained only when no model of its kind serves English yet.
 
 The slice is sized so that the first start on 2 CPU cores takes minutes. It has two
 SGD training files (256 English dialogs, 4,420 messages) and 300 CrossWOZ dialogs
@@ -22,6 +24,7 @@ from retrieval.indexer import KnowledgeIndexer
 from storage.dialog_import import import_dialogs
 from storage.errors import StorageError
 from ui.demo.corpus import build_demo_corpus
+from ui.demo.entities import ensure_demo_entity_model
 from ui.demo.fetch import DemoDataError, ensure_demo_files
 from ui.demo.intents import ensure_demo_intent_model
 from ui.demo.sources import demo_files
@@ -85,6 +88,11 @@ def prepare_demo(settings: Settings) -> str:
                     settings.home / "models" / "intent",
                     sgd_paths,
                     corpus.faq_path,
+                )
+            )
+            lines.append(
+                ensure_demo_entity_model(
+                    session_factory, settings.home / "models" / "ner", sgd_paths
                 )
             )
 
