@@ -159,5 +159,7 @@ def show_config() -> None:
     typer.echo(json.dumps(dumped, indent=2, ensure_ascii=False))
 
 
+from ui import cli_eval  # noqa: E402, F401  (adds `supportbot eval` to app; needs app)
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""End-to-end evaluation: replay held-out real dialogs through the bot and score the replies."""
