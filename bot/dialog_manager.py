@@ -147,7 +147,13 @@ class DialogManager:
                 timings["nlu"] = round(understanding.elapsed_ms, 1)
             if status in _HUMAN_STATUSES:
                 return self._forwarded(
-                    conversation_id, customer_message_id, language, status, timings, started
+                    conversation_id,
+                    customer_message_id,
+                    language,
+                    status,
+                    timings,
+                    started,
+                    understanding,
                 )
 
             # Taken once, so the whole turn uses one model even if ops switch versions now.
@@ -216,9 +222,16 @@ class DialogManager:
         status: ConversationStatus,
         timings: dict[str, float],
         started: float | None = None,
+        understanding: Understanding | None = None,
     ) -> Reply:
         if started is not None:
             timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+        explanation: dict[str, Any] = {
+            "path": ReplyPath.FORWARDED.value,
+            "reason": f"conversation_{status.value}",
+        }
+        if understanding is not None:
+            explanation["nlu"] = understanding.to_explanation()
         logger.info(
             "Forwarded customer message id=%s of conversation id=%s status=%s to the agent",
             customer_message_id,
@@ -233,10 +246,7 @@ class DialogManager:
             path=ReplyPath.FORWARDED,
             language=language,
             timings_ms=timings,
-            explanation={
-                "path": ReplyPath.FORWARDED.value,
-                "reason": f"conversation_{status.value}",
-            },
+            explanation=explanation,
             conversation_status=status.value,
         )
 
@@ -279,6 +289,7 @@ class DialogManager:
                     turn.language,
                     conversation.status,
                     turn.timings,
+                    understanding=understanding,
                 )
             draft = Reply(
                 conversation_id=conversation_id,

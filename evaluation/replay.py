@@ -44,7 +44,7 @@ class TurnResult:
         reference: The agent's real reply to this turn, or None.
         gold_intent: The turn's intent label, or None.
         predicted_intent: The intent the NLU models gave, or None (out of scope, or no
-            NLU explanation because the turn was forwarded or skipped).
+            NLU explanation because the turn was skipped).
         intent_version: The intent model version that served the turn, or None.
         dialog_version: The dialog model version that served the turn ("base" for the
             base model), or None when the bot did not reply.
@@ -165,7 +165,8 @@ def _turn_result(reply: Reply, dialog: HeldOutDialog, index: int, turn: HeldOutT
         reference=turn.reference,
         gold_intent=turn.gold_intent,
         predicted_intent=nlu.get("intent"),
-        intent_version=models.get("intent_version"),
+        # Forwarded turns carry the NLU result but no model list.
+        intent_version=models.get("intent_version") or (nlu.get("versions") or {}).get("intent"),
         dialog_version=models.get("dialog_version"),
         latency_ms=float(reply.timings_ms.get("total", 0.0)),
     )

@@ -448,3 +448,14 @@ def test_agent_token_guards_agent_routes_and_explanations(client, agent_token):
     assert reply["explanation"] == {}
     assert "explanation" not in customer_view["messages"][1]["metadata"]
     assert agent_view["messages"][1]["metadata"]["explanation"]["path"] == "retrieved"
+
+
+def test_forwarded_turn_keeps_its_understanding(client):
+    conversation_id = _start(client)
+    client.post(f"/v1/agent/conversations/{conversation_id}/claim", json={"agent": "Mei"})
+
+    reply = _ask(client, conversation_id, "Where is my parcel right now?")
+
+    assert reply["path"] == "forwarded"
+    assert reply["explanation"]["reason"] == "conversation_agent"
+    assert reply["explanation"]["nlu"]["intent"] == "track_order"
