@@ -110,6 +110,8 @@ class HandoffService:
         """
         agent = clean_agent_name(agent)
         with self.session_factory.begin() as session:
+            current = repository.get_conversation(session, conversation_id)
+            already_held = current.status is ConversationStatus.AGENT and current.agent == agent
             result = session.execute(
                 update(Conversation)
                 .where(
@@ -136,6 +138,8 @@ class HandoffService:
             if conversation.handoff_at is None:
                 conversation.handoff_at = utc_now()
                 conversation.handoff_reason = "agent_takeover"
+        if already_held:
+            return self._load(conversation_id)
         logger.info("Agent claimed conversation id=%s agent=%s", conversation_id, agent)
         self._add_system_message(conversation_id, "handoff.agent_joined", agent=agent)
         return self._load(conversation_id)

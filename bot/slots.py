@@ -72,7 +72,8 @@ class DialogState:
         """Fill the pending slot from a reply to the bot's question.
 
         The slot is filled from an entity of its name when the turn has one; otherwise
-        from the whole reply when it has at most ``max_words`` words. Slots of a fixed
+        from the whole reply when it has at most ``max_words`` words and is no question.
+        Slots of a fixed
         shape (e-mail, phone, ids, dates, times, money) are filled from entities only, so
         "I don't know" never becomes an e-mail address.
 
@@ -85,6 +86,9 @@ class DialogState:
         if turn_slots.get(slot):
             return slot
         if slot in FIXED_SHAPE_TYPES:
+            return None
+        # A question back ("Is the table booked?") is not the value the bot asked for.
+        if text.strip().endswith(("?", "？")):
             return None
         reply = text.strip().rstrip(".!?。！？")
         if max_words and reply and count_words(reply) <= max_words:

@@ -154,6 +154,8 @@ def show_config() -> None:
     dumped = settings.model_dump(mode="json")
     if dumped["generation"].get("api_key"):
         dumped["generation"]["api_key"] = "***"
+    if dumped["policy"].get("agent_token"):
+        dumped["policy"]["agent_token"] = "***"
     import json
 
     typer.echo(json.dumps(dumped, indent=2, ensure_ascii=False))

@@ -128,3 +128,15 @@ def test_unknown_conversation_and_bad_agent_names(service):
         service.claim(424242, "   ")
     with pytest.raises(ValueError, match="more than 255"):
         service.claim(424242, "x" * 300)
+
+
+def test_claiming_again_adds_no_second_join_message(service, session_factory):
+    conversation_id = _waiting_conversation(session_factory)
+
+    service.claim(conversation_id, "Mei")
+    service.claim(conversation_id, "Mei")
+
+    with session_factory() as session:
+        messages = repository.list_messages(session, conversation_id=conversation_id)
+    events = [m.meta.get("event") for m in messages if m.role == Role.SYSTEM]
+    assert events == ["agent_joined"]

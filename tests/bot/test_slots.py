@@ -62,3 +62,11 @@ def test_datetime_entity_also_fills_date_and_time():
     slots = _turn_slots(understanding)
 
     assert slots == {"datetime": "2026-12-06T19:00", "date": "2026-12-06", "time": "19:00"}
+
+
+def test_question_back_does_not_fill_the_slot():
+    state = DialogState(pending=PendingSlot("t", "restaurant_name"))
+
+    assert state.answer_pending("Is the table booked?", {}, max_words=6) is None
+    assert state.answer_pending("订好了吗？", {}, max_words=6) is None
+    assert "restaurant_name" not in state.values

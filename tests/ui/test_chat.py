@@ -11,6 +11,7 @@ from ui.web.chat import (
     _rate_reply,
     _relabel,
     _send,
+    as_text,
     build_chat,
     format_bot_reply,
     new_view,
@@ -206,3 +207,9 @@ def test_build_chat_renders_catalogue_strings(api_runtime, language, title):
     config = json.dumps(blocks.get_config_file(), ensure_ascii=False, default=str)
 
     assert title in config
+
+
+def test_as_text_shows_markdown_syntax_as_written():
+    text = as_text("Use ~~tildes~~ or *stars* around <b>words</b>")
+
+    assert text == "Use \\~\\~tildes\\~\\~ or \\*stars\\* around &lt;b&gt;words&lt;/b&gt;"

@@ -220,6 +220,15 @@ class TestConfig:
         assert "secret" not in result.stdout
         assert "secret" not in result.stderr
 
+    def test_config_hides_agent_token(self, tmp_path, home):
+        result = run_supportbot(
+            "config", home=home, cwd=tmp_path, SUPPORTBOT_POLICY__AGENT_TOKEN="tok-123"
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["policy"]["agent_token"] == "***"
+        assert "tok-123" not in result.stdout
+
     def test_config_without_api_key(self, cli_env, home):
         result = cli_env.invoke(app, ["config"])
 

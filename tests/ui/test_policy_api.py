@@ -388,6 +388,7 @@ def test_blank_agent_name_is_rejected(client):
     response = client.post(f"/v1/agent/conversations/{conversation_id}/claim", json={"agent": "  "})
 
     assert response.status_code == 422
+    assert "agent name is blank" in response.text
 
 
 def test_correction_is_the_best_answer_in_the_next_pair_build(

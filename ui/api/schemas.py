@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 # Hard cap on a message body before the configured limit is checked, so that a huge
 # body is rejected by validation instead of being processed.
@@ -143,9 +143,14 @@ class AgentTranscriptPublic(BaseModel):
 class AgentAction(BaseModel):
     """An agent acting on a conversation."""
 
-    agent: str = Field(
-        min_length=1, max_length=255, pattern=r"\S", description="Name shown to the customer."
-    )
+    agent: str = Field(min_length=1, max_length=255, description="Name shown to the customer.")
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("agent name is blank: send the name agents see in the console")
+        return value
 
 
 class AgentReplyCreate(AgentAction):

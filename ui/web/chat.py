@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import re
 from typing import Any
 
 import gradio as gr
@@ -280,14 +281,24 @@ def _rate_conversation(
     return {**view, "rated": True}, gr.update(visible=False)
 
 
+# Characters that Markdown would turn into formatting; escaped so that text is shown as
+# written ("use ~~tildes~~" keeps its tildes).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~\[\]#|])")
+
+
+def as_text(text: str) -> str:
+    """Return ``text`` escaped for a Markdown chat entry: no HTML, no Markdown formatting."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text))
+
+
 def format_message(message: Message, language: str, *, show_explanation: bool) -> dict[str, str]:
     """Return one stored message as a Chatbot entry with escaped Markdown content."""
-    text = html.escape(message.text)
+    text = as_text(message.text)
     if message.role == Role.CUSTOMER:
         return {"role": "user", "content": text}
     if message.role == Role.AGENT:
         label = translate("chat.agent_label", language, agent=message.meta.get("agent", ""))
-        return {"role": "assistant", "content": f"**{html.escape(label)}**\n\n{text}"}
+        return {"role": "assistant", "content": f"**{as_text(label)}**\n\n{text}"}
     if message.role == Role.SYSTEM:
         return {"role": "assistant", "content": f"_{text}_"}
     return {
@@ -300,7 +311,7 @@ def format_bot_reply(
     text: str, meta: dict[str, Any], language: str, show_explanation: bool = False
 ) -> str:
     """Render a bot reply as Markdown: the escaped text, its sources, then the explanation."""
-    lines = [html.escape(text)]
+    lines = [as_text(text)]
     citations = meta.get("citations") or []
     if citations:
         lines.append(f"\n**{translate('chat.sources', language)}**")
@@ -308,7 +319,7 @@ def format_bot_reply(
             item = translate(
                 "chat.source_item",
                 language,
-                title=html.escape(str(citation.get("title", ""))),
+                title=as_text(str(citation.get("title", ""))),
                 score=f"{float(citation.get('score', 0)):.2f}",
             )
             lines.append(f"{number}. {item}")
