@@ -1,4 +1,4 @@
-"""What customers and agents say about replies: thumbs, ratings and corrections.
+"""Feedback on replies: customer thumbs and ratings, and agent corrections.
 
 A thumbs down on a bot reply hands the conversation to an agent when
 ``policy.handoff_on_negative_feedback`` is on. A correction is an agent's right answer to
@@ -37,7 +37,7 @@ class FeedbackResult:
         message_id: The rated bot message.
         value: +1 or -1.
         handed_off: Whether the thumbs down put the conversation in the agent queue.
-        handoff_message_id: The bot message that told the customer so, if any.
+        handoff_message_id: The bot message with the handoff notice, if any.
     """
 
     message_id: int

@@ -9,7 +9,7 @@ A conversation moves between four states (``storage.models.ConversationStatus``)
 While a conversation is waiting or with an agent the bot stays silent; customer turns are
 stored for the agent. Claiming is one conditional UPDATE, so when two agents claim at
 once exactly one wins, on SQLite and PostgreSQL alike. Each change adds a system message
-to the transcript, in the conversation's language, that the customer sees.
+to the transcript, in the conversation's language, which the customer chat shows.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ MAX_AGENT_NAME_CHARS = 255
 
 class HandoffError(Exception):
     """An agent action does not fit the conversation's state (HTTP 409)."""
+
+
+class ConversationClosedHandoffError(HandoffError):
+    """The conversation is closed, so no agent can take it over or reply in it."""
 
 
 class ConversationHeldError(HandoffError):
@@ -106,12 +110,14 @@ class HandoffService:
         Raises:
             storage.errors.NotFoundError: If the conversation does not exist.
             ConversationHeldError: If another agent holds it.
-            HandoffError: If it is closed.
+            ConversationClosedHandoffError: If it is closed.
         """
         agent = clean_agent_name(agent)
         with self.session_factory.begin() as session:
-            current = repository.get_conversation(session, conversation_id)
-            already_held = current.status is ConversationStatus.AGENT and current.agent == agent
+            conversation = repository.get_conversation(session, conversation_id)
+            already_held = (
+                conversation.status is ConversationStatus.AGENT and conversation.agent == agent
+            )
             result = session.execute(
                 update(Conversation)
                 .where(
@@ -127,11 +133,11 @@ class HandoffService:
                 .values(status=ConversationStatus.AGENT, agent=agent, updated_at=utc_now())
                 .execution_options(synchronize_session=False)
             )
-            conversation = repository.get_conversation(session, conversation_id)
+            # Read the row again: another agent may have changed it since the first read.
             session.refresh(conversation)
             if result.rowcount == 0:
                 if conversation.status is ConversationStatus.CLOSED:
-                    raise HandoffError(
+                    raise ConversationClosedHandoffError(
                         f"conversation {conversation_id} is closed: it cannot be claimed"
                     )
                 raise ConversationHeldError(conversation_id, conversation.agent)
@@ -150,7 +156,8 @@ class HandoffService:
         Raises:
             bot.guard.InvalidMessageError: If the text is empty or too long.
             storage.errors.NotFoundError: If the conversation does not exist.
-            HandoffError: If ``agent`` does not hold the conversation.
+            ConversationClosedHandoffError: If the conversation is closed.
+            HandoffError: If ``agent`` has not claimed the conversation.
         """
         agent = clean_agent_name(agent)
         cleaned = check_message(text, max_chars=self.settings.max_message_chars).text
@@ -180,7 +187,8 @@ class HandoffService:
 
         Raises:
             storage.errors.NotFoundError: If the conversation does not exist.
-            HandoffError: If ``agent`` does not hold it.
+            ConversationClosedHandoffError: If the conversation is closed.
+            HandoffError: If ``agent`` has not claimed it.
         """
         agent = clean_agent_name(agent)
         with self.session_factory.begin() as session:
@@ -225,6 +233,10 @@ class HandoffService:
         return self._load(conversation_id)
 
     def _require_holder(self, conversation: Conversation, agent: str) -> None:
+        if conversation.status is ConversationStatus.CLOSED:
+            raise ConversationClosedHandoffError(
+                f"conversation {conversation.id} is closed: start a new conversation"
+            )
         if conversation.status is not ConversationStatus.AGENT:
             raise HandoffError(
                 f"conversation {conversation.id} is {conversation.status.value}, not with an "

@@ -13,7 +13,7 @@ class ReplyPath(enum.StrEnum):
     ``TEMPLATE``: an answer template of the turn's intent, or its question for a missing
     slot. ``RETRIEVED``: a stored FAQ or past agent answer, or a quoted passage.
     ``GENERATED``: the dialog model, grounded in passages. ``FALLBACK``: no answer
-    found, or a fixed reply of the input guard. ``HANDOFF``: the bot told the customer
+    found, or a fixed reply of the input guard. ``HANDOFF``: the bot notified the customer
     that an agent will reply. ``FORWARDED``: the conversation is with an agent or
     waiting for one, so the bot did not reply.
     """

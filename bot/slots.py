@@ -71,9 +71,9 @@ class DialogState:
     def answer_pending(self, text: str, turn_slots: dict[str, str], max_words: int) -> str | None:
         """Fill the pending slot from a reply to the bot's question.
 
-        The slot is filled from an entity of its name when the turn has one; otherwise
-        from the whole reply when it has at most ``max_words`` words and is no question.
-        Slots of a fixed
+        The slot is filled from an entity of its name when the turn has one. Otherwise the
+        whole reply fills it, if the reply has at most ``max_words`` words and is no
+        question. Slots of a fixed
         shape (e-mail, phone, ids, dates, times, money) are filled from entities only, so
         "I don't know" never becomes an e-mail address.
 

@@ -63,7 +63,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(service, session_factory):
             assert conversation.agent == winner
 
 
-def test_claim_adds_a_system_message_in_the_conversation_language(service, session_factory):
+def test_claim_message_uses_conversation_language(service, session_factory):
     with session_factory.begin() as session:
         conversation = repository.create_conversation(session, language="zh-CN")
         conversation_id = conversation.id
@@ -73,7 +73,8 @@ def test_claim_adds_a_system_message_in_the_conversation_language(service, sessi
     with session_factory() as session:
         messages = repository.list_messages(session, conversation_id=conversation_id)
     assert [(m.role, m.meta["event"]) for m in messages] == [(Role.SYSTEM, "agent_joined")]
-    assert "小王" in messages[0].text and "已加入" in messages[0].text
+    assert "小王" in messages[0].text
+    assert "已加入" in messages[0].text
 
 
 def test_reply_needs_the_holder(service, session_factory):
@@ -106,7 +107,7 @@ def test_hand_back_clears_the_agent_and_pending_slot(service, session_factory):
     assert conversation.dialog_state == {"values": {"order_id": "ORD-1"}, "pending": None}
 
 
-def test_close_by_another_agent_is_refused_and_close_is_idempotent(service, session_factory):
+def test_close_rejects_other_agent_and_repeats(service, session_factory):
     conversation_id = _waiting_conversation(session_factory)
     service.claim(conversation_id, "Mei")
 

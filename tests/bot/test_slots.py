@@ -17,7 +17,7 @@ def test_malformed_stored_state_reads_as_empty():
         assert DialogState.from_json(stored) == DialogState()
 
 
-def test_remember_keeps_the_latest_value_and_cuts_long_ones():
+def test_remember_keeps_latest_cut_value():
     state = DialogState(values={"city": "Paris"})
 
     changed = state.remember({"city": "Berlin", "date": "  ", "name": "x" * 500})
@@ -35,7 +35,7 @@ def test_pending_free_text_slot_takes_a_short_reply():
     assert state.values["new_address"] == "12 Baker Street, London"
 
 
-def test_pending_slot_ignores_long_replies_and_fixed_shape_slots():
+def test_pending_slot_ignores_long_and_typed():
     long_reply = DialogState(pending=PendingSlot("t", "new_address"))
     email = DialogState(pending=PendingSlot("t", "email"))
 

@@ -84,8 +84,6 @@ def test_given_token_count_divides_sum(packed_inputs):
     answer_tokens = int((packed_inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
 
     mean_loss, _ = answer_only_loss(model, packed_inputs)
-    scaled_loss, _ = answer_only_loss(
-        model, packed_inputs, num_items_in_batch=answer_tokens * 4
-    )
+    scaled_loss, _ = answer_only_loss(model, packed_inputs, num_items_in_batch=answer_tokens * 4)
 
     assert torch.allclose(scaled_loss * 4, mean_loss, atol=1e-6)

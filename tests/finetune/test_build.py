@@ -135,8 +135,14 @@ def test_dataset_command_reads_dialog_files(tmp_path, monkeypatch):
     result = CliRunner().invoke(
         app,
         [
-            "finetune", "dataset", "--out", str(tmp_path / "data"),
-            "--duplicate-similarity", "1", "--test", "0.3",
+            "finetune",
+            "dataset",
+            "--out",
+            str(tmp_path / "data"),
+            "--duplicate-similarity",
+            "1",
+            "--test",
+            "0.3",
             *[argument for path in files for argument in ("--dialogs", str(path))],
         ],
     )

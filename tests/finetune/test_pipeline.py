@@ -261,7 +261,10 @@ def test_interrupted_run_keeps_active_model(
     monkeypatch.setattr(pipeline, "train", interrupt)
     with pytest.raises(KeyboardInterrupt):
         _run(
-            sqlite_session_factory, tmp_path / "second", tiny_model_path, packaged_embedder,
+            sqlite_session_factory,
+            tmp_path / "second",
+            tiny_model_path,
+            packaged_embedder,
             version="v2",
         )
 
@@ -337,9 +340,7 @@ def test_model_without_chat_template_fails(sqlite_session_factory, tmp_path):
 def test_run_saves_options_for_resume(
     sqlite_session_factory, tmp_path, tiny_model_path, packaged_embedder
 ):
-    _run(
-        sqlite_session_factory, tmp_path, tiny_model_path, packaged_embedder, activate=False
-    )
+    _run(sqlite_session_factory, tmp_path, tiny_model_path, packaged_embedder, activate=False)
 
     options = pipeline.read_pipeline_options(tmp_path / "run")
 

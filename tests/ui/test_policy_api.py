@@ -207,7 +207,7 @@ def test_handoff_after_repeated_fallbacks(client):
     assert summary["handoff_reason"] == "repeated_fallback"
 
 
-def test_bot_is_silent_while_an_agent_holds_the_conversation(client):
+def test_bot_silent_while_agent_holds(client):
     conversation_id = _start(client)
     _ask(client, conversation_id, "Can I pay with PayPal?")
     claim = client.post(f"/v1/agent/conversations/{conversation_id}/claim", json={"agent": "Mei"})
@@ -241,8 +241,10 @@ def test_agent_reply_hand_back_and_close(client):
         f"/v1/conversations/{conversation_id}/messages", json={"text": "hello?"}
     )
 
-    assert sent.status_code == 201 and sent.json()["role"] == "agent"
-    assert back.json()["status"] == "bot" and back.json()["agent"] is None
+    assert sent.status_code == 201
+    assert sent.json()["role"] == "agent"
+    assert back.json()["status"] == "bot"
+    assert back.json()["agent"] is None
     assert answered["path"] == "retrieved"
     assert closed.json()["status"] == "closed"
     assert after_close.status_code == 409
@@ -391,9 +393,7 @@ def test_blank_agent_name_is_rejected(client):
     assert "agent name is blank" in response.text
 
 
-def test_correction_is_the_best_answer_in_the_next_pair_build(
-    client, policy_runtime, packaged_embedder, tmp_path
-):
+def test_correction_wins_next_pair_build(client, policy_runtime, packaged_embedder, tmp_path):
     question = "My package tracking number shows no updates for a week, what should I do?"
     corrected = "Send us the order number: after 5 days without a tracking update we reship it."
     conversation_id = _start(client)

@@ -80,7 +80,7 @@ def _ask(client: TestClient, text: str) -> dict:
     return response.json()
 
 
-def test_the_prompt_fragments_are_in_the_system_prompt():
+def test_system_prompt_contains_fragments():
     prompt = _load_template("grounded_answer.txt")
 
     for fragment in PROMPT_FRAGMENTS:
@@ -112,7 +112,7 @@ def test_instructions_inside_a_retrieved_page_are_not_followed(client):
         assert fragment.lower() not in reply["text"].lower()
 
 
-def test_html_in_a_message_is_stored_and_returned_as_text(client):
+def test_message_html_returned_as_text(client):
     text = "<script>alert('x')</script><b>Where</b> is my order?"
     conversation_id = client.post("/v1/conversations", json={}).json()["id"]
     client.post(f"/v1/conversations/{conversation_id}/messages", json={"text": text})

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.guard import InvalidMessageError
-from bot.handoff import MAX_AGENT_NAME_CHARS, ConversationHeldError, HandoffError, clean_agent_name
+from bot.handoff import (
+    MAX_AGENT_NAME_CHARS,
+    ConversationClosedHandoffError,
+    ConversationHeldError,
+    HandoffError,
+    clean_agent_name,
+)
 from bot.i18n import translate
 from bot.runtime import BotRuntime
 from bot.turn_lock import TurnLockTimeoutError
@@ -269,7 +275,7 @@ class AgentConsole:
             )
             key = (
                 "console.error_closed"
-                if self._status(conversation_id) is ConversationStatus.CLOSED
+                if isinstance(error, ConversationClosedHandoffError)
                 else "console.error_not_claimed"
             )
             return _failed(key, language, conversation_id=conversation_id)
@@ -291,11 +297,6 @@ class AgentConsole:
     def _exists(self, conversation_id: int) -> bool:
         with self.runtime.session_factory() as session:
             return session.get(Conversation, conversation_id) is not None
-
-    def _status(self, conversation_id: int) -> ConversationStatus | None:
-        with self.runtime.session_factory() as session:
-            conversation = session.get(Conversation, conversation_id)
-            return conversation.status if conversation is not None else None
 
 
 def _failed(key: str, language: str, **values: object) -> ActionResult:
